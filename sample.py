@@ -1,0 +1,98 @@
+"""Copy a reproducible random sample of a labelled image folder, e.g. 3,000 of the ~15,000 Huawei images.
+
+    python sample.py garbage_classify_v2/train_data_v2 garbage_small/train_data_v2 3000 --stratified
+
+Each image travels with its label file (garbage_classify_v2 layout) or keeps its class folder
+(class-per-folder layout); the rule file is copied along. Files are hard-linked where the file
+system allows (no extra disk space), else copied. The same --seed picks the same files.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from tools.dataset import RULE_FILE_NAME, DataError, find_rule_file, load_dataset, stratified_split
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="labelled folder: img_N.jpg + img_N.txt, or one sub-folder per class")
+    p.add_argument("dst", help="folder to create (must not hold images already)")
+    p.add_argument("n", type=int, help="number of images to copy")
+    p.add_argument("--seed", type=int, default=233, help="picks the sample (default: %(default)s)")
+    p.add_argument("--stratified", action="store_true", help="keep each class's share of the images")
+    p.add_argument("--copy", action="store_true", help="always copy, never hard-link")
+    return p
+
+
+def pick(labels, n, seed, stratified):
+    """Indices of the sample, sorted."""
+    total = len(labels)
+    if not stratified:
+        return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    if n == total:
+        return np.arange(total)
+    _, chosen = stratified_split(labels, n / total, seed)
+    rng = np.random.default_rng(seed)
+    if len(chosen) > n:  # rounding per class can overshoot by a few: drop at random
+        chosen = np.sort(rng.choice(chosen, size=n, replace=False))
+    elif len(chosen) < n:
+        rest = np.setdiff1d(np.arange(total), chosen)
+        chosen = np.sort(np.concatenate([chosen, rng.choice(rest, size=n - len(chosen), replace=False)]))
+    return chosen
+
+
+def place(src, dst, hardlink):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if hardlink:
+        try:
+            os.link(src, dst)
+            return True
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+    return False
+
+
+def main(args):
+    try:
+        if args.n < 1:
+            raise DataError(f"N must be >= 1, got {args.n}")
+        if os.path.abspath(args.src) == os.path.abspath(args.dst):
+            raise DataError("SRC and DST are the same folder")
+        ds = load_dataset(args.src)
+        if args.n > len(ds.paths):
+            raise DataError(f"asked for {args.n} images but {args.src} has only {len(ds.paths)} usable ones")
+        if os.path.isdir(args.dst) and any(os.scandir(args.dst)):
+            raise DataError(f"{args.dst} is not empty; choose a new folder")
+    except (DataError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    chosen = pick(ds.labels, args.n, args.seed, args.stratified)
+    os.makedirs(args.dst, exist_ok=True)
+    linked = 0
+    for i in tqdm(chosen, desc="sampling", unit="img", disable=None):
+        path = ds.paths[i]
+        if ds.layout == "txt":
+            target = os.path.join(args.dst, os.path.basename(path))
+            linked += place(path, target, not args.copy)
+            txt = os.path.splitext(path)[0] + ".txt"
+            place(txt, os.path.splitext(target)[0] + ".txt", not args.copy)
+        else:
+            rel = os.path.relpath(path, args.src)
+            linked += place(path, os.path.join(args.dst, rel), not args.copy)
+    rule = find_rule_file(args.src)
+    if rule:
+        shutil.copy2(rule, os.path.join(args.dst, RULE_FILE_NAME))
+    counts = np.bincount(ds.labels[chosen], minlength=len(ds.class_names))
+    print(f"{len(chosen)} of {len(ds.paths)} images -> {args.dst} ({linked} hard-linked, "
+          f"{len(chosen) - linked} copied); per class: {counts.tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

@@ -1,0 +1,64 @@
+"""Shared fixtures: generated data sets, the shared TrashNet copy, a CLI runner, a local HTTP server."""
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from datagen import make_txt_dataset  # noqa: E402
+
+TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """4 classes x 12 generated photos in the garbage_classify_v2 layout (data dir path)."""
+    return make_txt_dataset(str(tmp_path_factory.mktemp("tiny")), per_class=12, num_classes=4)
+
+
+@pytest.fixture
+def trashnet_dir():
+    path = os.path.join(TRASHNET, "train_data_v2")
+    if not os.path.isdir(path):
+        pytest.skip("needs ../shared/data/trashnet_v2 (the shared TrashNet copy); absent in a user's clone")
+    return path
+
+
+def run_cli(*args, env=None, timeout=600, cwd=ROOT):
+    """Run a project script with this interpreter; returns CompletedProcess (text)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields (base_url, folder)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(_QuietHandler, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", www
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,50 @@
+"""Random affine augmentation with OpenCV: what the original got from Keras 2's ImageDataGenerator.
+
+Keras 3 dropped ImageDataGenerator; this reproduces its settings (rotation, shift, shear, zoom,
+flips, 'nearest' fill) with one `cv2.warpAffine` per image, driven by a numpy Generator so a
+seed fixes the result.
+"""
+
+import math
+
+import cv2
+import numpy as np
+
+
+class RandomAffine:
+    """Rotation ±`rotation` degrees, shift ±`shift` of the size, shear factor ±`shear`, zoom 1±`zoom`
+    per axis, horizontal/vertical flips with probability 0.5 each; borders repeat the edge pixels."""
+
+    def __init__(self, rotation=30.0, shift=0.2, shear=0.2, zoom=0.2, horizontal_flip=True, vertical_flip=True):
+        for name, value in (("rotation", rotation), ("shift", shift), ("shear", shear), ("zoom", zoom)):
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        if zoom >= 1:
+            raise ValueError(f"`zoom` must be below 1 (zoom range is 1±zoom). Received: zoom={zoom!r}")
+        self.rotation, self.shift, self.shear, self.zoom = rotation, shift, shear, zoom
+        self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
+
+    def matrix(self, height, width, rng):
+        """A 2x3 affine matrix about the image centre, drawn from `rng`."""
+        theta = math.radians(rng.uniform(-self.rotation, self.rotation))
+        tx, ty = rng.uniform(-self.shift, self.shift) * width, rng.uniform(-self.shift, self.shift) * height
+        sh = rng.uniform(-self.shear, self.shear)
+        zx, zy = rng.uniform(1 - self.zoom, 1 + self.zoom, size=2)
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]])
+        rotate = np.array([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1]])
+        shear = np.array([[1, sh, 0], [0, 1, 0], [0, 0, 1]])
+        scale = np.diag([zx, zy, 1.0])
+        back = np.array([[1, 0, cx + tx], [0, 1, cy + ty], [0, 0, 1]])
+        return (back @ rotate @ shear @ scale @ to_origin)[:2].astype(np.float32)
+
+    def __call__(self, image, rng):
+        """Transform one HxWxC uint8 image; returns an array of the same shape and dtype."""
+        height, width = image.shape[:2]
+        out = cv2.warpAffine(image, self.matrix(height, width, rng), (width, height),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self.horizontal_flip and rng.random() < 0.5:
+            out = out[:, ::-1]
+        if self.vertical_flip and rng.random() < 0.5:
+            out = out[::-1]
+        return np.ascontiguousarray(out.reshape(image.shape))

@@ -1,0 +1,218 @@
+"""Find the labelled images of a data folder and split them for training.
+
+Two layouts are accepted:
+- garbage_classify_v2: `DIR/img_N.jpg` + `DIR/img_N.txt` holding "img_N.jpg, LABEL", with a rule
+  file `garbage_classify_rule.json` ({"0": "其他垃圾/一次性快餐盒", ...}) in DIR or beside it;
+- class per folder: `DIR/<class name>/*.jpg` (most Kaggle sets), classes sorted by folder name.
+
+Bad entries (unparsable label files, labels outside the rule file, missing images) are skipped
+with one warning each naming the file; they never stop training.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import unicodedata
+
+import numpy as np
+
+from tools.image_io import is_image_file
+
+log = logging.getLogger(__name__)
+
+RULE_FILE_NAME = "garbage_classify_rule.json"
+
+
+class DataError(ValueError):
+    """The data folder or rule file cannot be used (the message says what to fix)."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    paths: list  # image paths
+    labels: np.ndarray  # int labels, same order
+    class_names: list  # index = label id; "category/name"
+    layout: str  # "txt" or "folders"
+    skipped: list = dataclasses.field(default_factory=list)  # (file, reason)
+
+    def counts(self):
+        return np.bincount(self.labels, minlength=len(self.class_names))
+
+    def subset(self, index):
+        return Dataset([self.paths[i] for i in index], self.labels[index], self.class_names, self.layout)
+
+
+def find_rule_file(data_dir):
+    """The rule file in `data_dir` or its parent (the garbage_classify_v2 layout), else None."""
+    for folder in (data_dir, os.path.dirname(os.path.abspath(data_dir))):
+        path = os.path.join(folder, RULE_FILE_NAME)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_rule_file(path):
+    """Class names indexed by id from a rule file; ids must be 0..N-1."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            rules = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"cannot read rule file {path}: {e}") from None
+    if not isinstance(rules, dict) or not rules:
+        raise DataError(f"rule file {path} must map ids to names, e.g. {{\"0\": \"其他垃圾/烟蒂\"}}")
+    try:
+        ids = sorted(int(k) for k in rules)
+    except ValueError:
+        raise DataError(f"rule file {path} has a non-integer id: {sorted(rules)[:5]}") from None
+    if ids != list(range(len(ids))):
+        raise DataError(f"rule file {path}: ids must be 0..{len(ids) - 1} without gaps, got {ids[:10]}...")
+    return [str(rules[str(i)]) for i in ids]
+
+
+def _layout(data_dir):
+    entries = os.listdir(data_dir)
+    if any(e.endswith(".txt") for e in entries):
+        return "txt"
+    for e in entries:
+        sub = os.path.join(data_dir, e)
+        if os.path.isdir(sub) and any(is_image_file(f) for f in os.listdir(sub)):
+            return "folders"
+    return None
+
+
+def parse_label_file(path):
+    """(image file name, label) from one "img_N.jpg, LABEL" file; raises ValueError with the reason."""
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read().strip()
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not parts[0]:
+        raise ValueError(f"expected 'img_N.jpg, LABEL', got {text[:60]!r}")
+    try:
+        return parts[0], int(parts[1])
+    except ValueError:
+        raise ValueError(f"label {parts[1][:20]!r} is not an integer") from None
+
+
+def _scan_txt(data_dir, num_classes):
+    paths, labels, skipped = [], [], []
+    for name in sorted(os.listdir(data_dir)):
+        if not name.endswith(".txt"):
+            continue
+        txt = os.path.join(data_dir, name)
+        try:
+            image_name, label = parse_label_file(txt)
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            skipped.append((txt, f"bad label file: {e}"))
+            continue
+        if not 0 <= label < num_classes:
+            skipped.append((txt, f"label {label} outside the rule file's 0..{num_classes - 1}"))
+            continue
+        image = os.path.join(data_dir, os.path.basename(image_name))
+        if not os.path.isfile(image):
+            skipped.append((txt, f"image {image_name} is missing"))
+            continue
+        paths.append(image)
+        labels.append(label)
+    return paths, labels, skipped
+
+
+def _scan_folders(data_dir):
+    classes = sorted(e for e in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, e)))
+    classes = [c for c in classes if any(is_image_file(f) for f in os.listdir(os.path.join(data_dir, c)))]
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        for name in sorted(os.listdir(os.path.join(data_dir, cls))):
+            if is_image_file(name):
+                paths.append(os.path.join(data_dir, cls, name))
+                labels.append(label)
+    return paths, labels, classes
+
+
+def load_dataset(data_dir, rule_file=None, num_classes=None):
+    """Scan `data_dir` (either layout) into a Dataset; warnings for skipped entries go to the log."""
+    if not os.path.isdir(data_dir):
+        raise DataError(f"no data folder at {data_dir}")
+    layout = _layout(data_dir)
+    if layout is None:
+        raise DataError(f"no labelled images in {data_dir}")
+    if layout == "txt":
+        rule_file = rule_file or find_rule_file(data_dir)
+        if rule_file is None:
+            raise DataError(f"no {RULE_FILE_NAME} in {data_dir} or its parent; pass --rule_file")
+        class_names = load_rule_file(rule_file)
+        if num_classes is not None and num_classes != len(class_names):
+            raise DataError(f"--num_classes {num_classes} disagrees with {rule_file} ({len(class_names)} classes)")
+        paths, labels, skipped = _scan_txt(data_dir, len(class_names))
+    else:
+        paths, labels, class_names = _scan_folders(data_dir)
+        skipped = []
+        if num_classes is not None and num_classes != len(class_names):
+            raise DataError(f"--num_classes {num_classes} disagrees with the {len(class_names)} class folders")
+    for file, reason in skipped:
+        log.warning("skipping %s: %s", file, reason)
+    if not paths:
+        raise DataError(f"no usable labelled images in {data_dir} ({len(skipped)} entries skipped)")
+    return Dataset(paths, np.asarray(labels, dtype=np.int64), class_names, layout, skipped)
+
+
+def stratified_split(labels, val_split, seed):
+    """Seeded per-class split: indices (train, val); each class with >= 2 images gives >= 1 to val."""
+    if not 0 <= val_split < 1:
+        raise ValueError(f"`val_split` must be in [0, 1). Received: val_split={val_split!r}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = int(round(len(idx) * val_split))
+        if val_split > 0 and len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
+
+
+def display_width(text):
+    """Terminal columns of `text`: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text, width):
+    return text + " " * max(0, width - display_width(text))
+
+
+def format_counts(class_names, *columns):
+    """A table of images per class; `columns` are (title, counts) pairs."""
+    width = max(display_width(n) for n in class_names + ["class"])
+    rows = [f"{'id':>3}  {pad('class', width)}" + "".join(f"  {t:>6}" for t, _ in columns)]
+    for i, name in enumerate(class_names):
+        rows.append(f"{i:>3}  {pad(name, width)}" + "".join(f"  {int(c[i]):>6}" for _, c in columns))
+    rows.append(f"{'':>3}  {pad('total', width)}" + "".join(f"  {int(np.sum(c)):>6}" for _, c in columns))
+    return "\n".join(rows)
+
+
+def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_size=224, val_split=0.1,
+              seed=233, label_smoothing=0.005, workers=1, use_multiprocessing=False, max_queue_size=10,
+              print_fn=print):
+    """The original's entry point: scan, split (stratified, seeded) and wrap in two Sequences.
+
+    Returns (train_sequence, val_sequence or None when val_split is 0, Dataset).
+    """
+    from tools.garbage_sequence import GarbageClassifySequence
+
+    ds = load_dataset(data_dir, rule_file, num_classes)
+    train_idx, val_idx = stratified_split(ds.labels, val_split, seed)
+    counts = [("train", np.bincount(ds.labels[train_idx], minlength=len(ds.class_names))),
+              ("val", np.bincount(ds.labels[val_idx], minlength=len(ds.class_names)))]
+    print_fn(f"{len(ds.paths)} images in {len(ds.class_names)} classes ({ds.layout} layout), "
+             f"{len(ds.skipped)} skipped\n" + format_counts(ds.class_names, *counts))
+    loader = dict(num_classes=len(ds.class_names), batch_size=batch_size, input_size=input_size, seed=seed,
+                  workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+    train = ds.subset(train_idx)
+    train_seq = GarbageClassifySequence(train.paths, train.labels, training=True,
+                                        label_smoothing=label_smoothing, **loader)
+    val_seq = None
+    if len(val_idx):
+        val = ds.subset(val_idx)
+        val_seq = GarbageClassifySequence(val.paths, val.labels, training=False, **loader)
+    return train_seq, val_seq, ds

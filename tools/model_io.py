@@ -1,0 +1,43 @@
+"""Saving and loading the trained model file (best.h5) safely.
+
+best.h5 stays in the HDF5 format the original used (predict.py, server.py and users' scripts
+load it with plain `keras.models.load_model`); Keras 3 calls that format legacy and warns on
+every save, which here would repeat each epoch, so the warning is silenced for our own saves.
+"""
+
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    from absl import logging as absl_logging
+
+    old = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(old)
+
+
+def save_model_atomic(model, path):
+    """Write `model` for inference (no optimizer state) to `path` via a temp file + os.replace,
+    so a crash mid-write leaves the previous file intact, never a broken one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.h5")
+    try:
+        with _quiet_absl():
+            model.save(tmp, include_optimizer=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_model(path):
+    """Load a saved classifier for inference (not compiled)."""
+    import keras
+
+    return keras.models.load_model(path, compile=False)

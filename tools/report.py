@@ -1,0 +1,162 @@
+"""Scoring a trained model: report.json / report.txt, confusion_matrix.png, history.png.
+
+Metrics come from scikit-learn; plots from matplotlib (Agg, no display). Chinese class names need
+a CJK font: the first installed one of a known list is used (Debian: fonts-wqy-microhei or
+fonts-noto-cjk); without one, plots label classes by id and say so.
+"""
+
+import csv
+import json
+import os
+
+import numpy as np
+
+CJK_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC",
+             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN", "Droid Sans Fallback")
+
+
+def bin_of(name):
+    """The bin ("可回收物", ...) of a "category/name" class name; the whole name when it has no "/"."""
+    return name.split("/", 1)[0]
+
+
+def find_cjk_font():
+    """Name of an installed font that can draw Chinese, or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def classification_report(y_true, probs, class_names):
+    """All the figures of report.json from true labels and predicted probabilities (n, classes)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs)
+    n_classes = len(class_names)
+    labels = np.arange(n_classes)
+    y_pred = probs.argmax(axis=1)
+    k = min(5, n_classes)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    support = cm.sum(axis=1)
+    per_class_acc = np.divide(np.diag(cm), support, out=np.zeros(n_classes), where=support > 0)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    bins = sorted({bin_of(n) for n in class_names})
+    bin_ids = np.array([bins.index(bin_of(n)) for n in class_names])
+    true_bin, pred_bin = bin_ids[y_true], bin_ids[y_pred]
+    return {
+        "images": int(len(y_true)),
+        "top1": float(np.mean(y_pred == y_true)),
+        f"top{k}": float(np.mean(np.any(np.argsort(-probs, axis=1)[:, :k] == y_true[:, None], axis=1))),
+        "per_class_mean_accuracy": float(per_class_acc[support > 0].mean()) if support.any() else 0.0,
+        "bin_accuracy": float(np.mean(true_bin == pred_bin)),
+        "per_bin": {b: {"images": int(np.sum(true_bin == i)),
+                        "accuracy": float(np.mean(pred_bin[true_bin == i] == i)) if np.any(true_bin == i) else None}
+                    for i, b in enumerate(bins)},
+        "per_class": [{"id": i, "name": class_names[i], "support": int(support[i]), "accuracy": float(per_class_acc[i]),
+                       "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i])}
+                      for i in range(n_classes)],
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def format_report(report):
+    """report.txt: the headline figures, then a table per bin and per class."""
+    topk = next(k for k in report if k.startswith("top") and k != "top1")
+    lines = [f"images                   {report['images']}",
+             f"top-1 accuracy           {report['top1']:.4f}",
+             f"{topk[:3]}-{topk[3:]} accuracy           {report[topk]:.4f}",
+             f"per-class mean accuracy  {report['per_class_mean_accuracy']:.4f}",
+             f"bin accuracy             {report['bin_accuracy']:.4f}", "", "bin        images  accuracy"]
+    for b, v in report["per_bin"].items():
+        acc = "-" if v["accuracy"] is None else f"{v['accuracy']:.4f}"
+        lines.append(f"{b:<8} {v['images']:>8}  {acc:>8}")
+    lines += ["", f"{'id':>3}  {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}  class"]
+    for c in report["per_class"]:
+        lines.append(f"{c['id']:>3}  {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>6.4f} {c['support']:>7}  {c['name']}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion_matrix(cm, class_names, path):
+    """Row-normalised confusion matrix, sized so 40 classes stay readable; ids if no CJK font."""
+    plt = _pyplot()
+    cm = np.asarray(cm, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    n = len(class_names)
+    font = find_cjk_font()
+    names = [f"{i} {name}" for i, name in enumerate(class_names)] if font else [str(i) for i in range(n)]
+    side = max(6.0, 0.32 * n + 4)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    size = 9 if n <= 12 else 7
+    ax.set_xticks(range(n), labels=names, rotation=90, fontsize=size, fontfamily=font or "sans-serif")
+    ax.set_yticks(range(n), labels=names, fontsize=size, fontfamily=font or "sans-serif")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=size,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    title = "Confusion matrix (rows normalised)" + ("" if font else " — no CJK font installed: class ids")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report, out_dir, class_names, prefix=""):
+    """report.json, report.txt and confusion_matrix.png into `out_dir`; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, prefix + name) for k, name in
+             (("json", "report.json"), ("txt", "report.txt"), ("png", "confusion_matrix.png"))}
+    with open(paths["json"], "w", encoding="utf-8") as f:
+        json.dump(report, f, ensure_ascii=False, indent=1)
+    with open(paths["txt"], "w", encoding="utf-8") as f:
+        f.write(format_report(report))
+    plot_confusion_matrix(report["confusion_matrix"], class_names, paths["png"])
+    return paths
+
+
+def read_history(path):
+    """Rows of history.csv as dicts of floats (epoch as int)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (int(float(v)) if k == "epoch" else float(v)) for k, v in row.items() if v not in ("", None)}
+            for row in rows]
+
+
+def plot_history(rows, path, phase_boundary=None):
+    """Loss and accuracy per epoch (train and validation) with the fine-tuning start marked."""
+    plt = _pyplot()
+    epochs = [r["epoch"] + 1 for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "top-1 accuracy")):
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            values = [r.get(prefix + key) for r in rows]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], style, ms=3,
+                        label="validation" if prefix else "train")
+        if phase_boundary is not None and 0 < phase_boundary < len(rows):
+            ax.axvline(phase_boundary + 0.5, color="grey", ls="--", lw=1)
+            ax.text(phase_boundary + 0.6, ax.get_ylim()[1], " fine-tune", va="top", fontsize=8, color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,430 @@
+"""Train the garbage classifier (ResNet50 + custom top) on garbage_classify_v2 or your own photos.
+
+    python train.py                                  # Huawei data in ./garbage_classify_v2/train_data_v2
+    python train.py --data_dir my_photos --weights none --input_size 128 --epochs 30
+    python train.py --test_only --model output/best.h5 --data_dir other_labelled_dir
+
+With ImageNet weights training runs in two phases: (1) the backbone is frozen and the top learns;
+(2) backbone stages from --unfreeze_from on are fine-tuned at a lower learning rate with
+BatchNormalization kept in inference mode. With --weights none the whole network trains from the
+first epoch under a warm-up + cosine schedule. Killing the process and rerunning the same command
+continues from the last finished epoch. Outputs (see --output_dir): best.h5, labels.json,
+history.csv/png, report.json/txt, confusion_matrix.png.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+
+DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
+HUAWEI_URL = "https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/garbage_classify/dataset/garbage_classify_v2.zip"
+log = logging.getLogger("train")
+
+
+def get_args_parser(add_help=True):
+    p = argparse.ArgumentParser(description=__doc__, add_help=add_help,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data_dir", default=DEFAULT_DATA_DIR,
+                   help="img_N.jpg + img_N.txt folder, or one sub-folder per class (default: %(default)s)")
+    g.add_argument("--rule_file", default=None,
+                   help="id -> 'category/name' JSON (default: garbage_classify_rule.json in data_dir or beside it)")
+    g.add_argument("--num_classes", type=int, default=None,
+                   help="number of classes; checked against the rule file (default: from the rule file)")
+    g.add_argument("--val_split", type=float, default=0.1, help="validation share, stratified (default: %(default)s)")
+    g.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="loader threads (default: %(default)s = CPU cores, at most 8)")
+    g.add_argument("--label_smoothing", type=float, default=0.005, help="as in the original (default: %(default)s)")
+    g = p.add_argument_group("model")
+    g.add_argument("--input_size", type=int, default=224, help="square input side, >= 32 (default: %(default)s)")
+    g.add_argument("--weights", default="imagenet",
+                   help="backbone weights: imagenet (Keras cache ~/.keras/models), none (from scratch), "
+                        "or PATH of a ResNet50 .h5 file (default: %(default)s)")
+    g.add_argument("--mixed_precision", choices=("off", "float16", "bfloat16"), default="off",
+                   help="compute dtype: float16 for NVIDIA GPUs, bfloat16 for TPUs/H100 (default: %(default)s)")
+    g = p.add_argument_group("training")
+    g.add_argument("--jit_compile", choices=("auto", "on", "off"), default="auto",
+                   help="XLA compilation; auto = off on TensorFlow without a GPU (slower there), else on "
+                        "(default: %(default)s)")
+    g.add_argument("--batch_size", type=int, default=32, help="images per step (default: %(default)s)")
+    g.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=8,
+                   help="epochs of phase 1 (head only), or of the whole run with --weights none (default: %(default)s)")
+    g.add_argument("--fine_tune_epochs", type=int, default=4,
+                   help="epochs of phase 2 (fine-tuning); ignored with --weights none (default: %(default)s)")
+    g.add_argument("--fine_tune_lr", type=float, default=None, help="phase 2 learning rate (default: learning_rate / 10)")
+    g.add_argument("--unfreeze_from", type=int, default=4, choices=range(1, 6),
+                   help="phase 2 trains backbone stages from this one on, 1..5 (default: %(default)s)")
+    g.add_argument("--patience", type=int, default=5, help="EarlyStopping patience in epochs (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=233, help="split, shuffling, augmentation, init (default: %(default)s)")
+    g = p.add_argument_group("output and evaluation")
+    g.add_argument("--output_dir", default="./output/", help="where best.h5 and the reports go (default: %(default)s)")
+    g.add_argument("--test_only", action="store_true",
+                   help="only evaluate --model on every image of --data_dir and write the report")
+    g.add_argument("--model", default=None, help="model for --test_only (default: OUTPUT_DIR/best.h5)")
+    g.add_argument("--no_resume", action="store_true", help="start over even if a run was interrupted")
+    return p
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def check_args(args):
+    if args.input_size < 32:
+        raise UsageError(f"--input_size must be >= 32, got {args.input_size}")
+    for name in ("batch_size", "workers"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.epochs < 1 or args.fine_tune_epochs < 0:
+        raise UsageError("--epochs must be >= 1 and --fine_tune_epochs >= 0")
+    if not 0 <= args.val_split < 1:
+        raise UsageError(f"--val_split must be in [0, 1), got {args.val_split}")
+    if args.learning_rate <= 0:
+        raise UsageError(f"--learning_rate must be > 0, got {args.learning_rate}")
+    if not 0 <= args.label_smoothing < 1:
+        raise UsageError(f"--label_smoothing must be in [0, 1), got {args.label_smoothing}")
+    if args.weights not in ("imagenet", "none") and not os.path.isfile(args.weights):
+        raise UsageError(f"--weights must be imagenet, none or an existing .h5 file; no file at {args.weights}")
+
+
+def no_data_message(data_dir, reason):
+    return (f"{reason}.\nPut the Huawei garbage_classify_v2 images there (img_N.jpg + img_N.txt, "
+            f"garbage_classify_rule.json beside the folder): download {HUAWEI_URL} and unzip it into "
+            f"./garbage_classify_v2/, or point --data_dir at your own photos (one sub-folder per class). "
+            f"See README.md, section Data.")
+
+
+def phase_header(text):
+    log.info("\n==> %s", text)
+
+
+# --------------------------------------------------------------------------- callbacks
+def make_callbacks(keras, args, state, phase, monitor, plateau):
+    """Callbacks of one phase. Defined here (not at import) so importing train.py loads no Keras."""
+    from tools.model_io import save_model_atomic
+
+    class AtomicBestCheckpoint(keras.callbacks.Callback):
+        """ModelCheckpoint(save_best_only) that writes best.h5 for inference (no optimizer state)
+        through a temporary file and os.replace, so a crash mid-write never leaves a broken file,
+        and remembers the best value across phases and restarts (state.json)."""
+
+        def __init__(self, path):
+            super().__init__()
+            self.path = path
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            if value is None or not math.isfinite(value) or value >= state.get("best_value", math.inf):
+                return
+            save_model_atomic(self.model, self.path)
+            state.update(best_value=float(value), best_epoch=epoch + 1,
+                         best_val_accuracy=(logs or {}).get("val_accuracy"), best_phase=phase)
+            save_state(args.output_dir, state)
+            log.info("epoch %d: %s improved to %.4f, saved %s", epoch + 1, monitor, value, self.path)
+
+    class Throughput(keras.callbacks.Callback):
+        """Training images/s, counting only the training batches (not validation)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start, self.last = time.perf_counter(), None
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.last = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.last is not None:
+                state["train_seconds"] = state.get("train_seconds", 0.0) + (self.last - self.start)
+                state["train_images"] = state.get("train_images", 0) + state["images_per_epoch"]
+
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(os.path.join(args.output_dir, ".backup", phase)),
+        AtomicBestCheckpoint(os.path.join(args.output_dir, "best.h5")),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=args.patience),
+        keras.callbacks.CSVLogger(os.path.join(args.output_dir, f".history_{phase}.csv"), append=True),
+        Throughput(),
+    ]
+    if plateau:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2,
+                                                           patience=max(1, args.patience // 2), min_lr=1e-7))
+    return callbacks
+
+
+# --------------------------------------------------------------------------- run state
+def state_path(output_dir):
+    return os.path.join(output_dir, ".backup", "state.json")
+
+
+def load_state(output_dir):
+    try:
+        with open(state_path(output_dir)) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def save_state(output_dir, state):
+    os.makedirs(os.path.dirname(state_path(output_dir)), exist_ok=True)
+    tmp = state_path(output_dir) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, state_path(output_dir))
+
+
+def resumed_epoch(output_dir, phase):
+    """Epoch BackupAndRestore will resume `phase` at (0 when it starts fresh)."""
+    try:
+        with open(os.path.join(output_dir, ".backup", phase, "training_metadata.json")) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def merge_histories(output_dir, phases):
+    """history.csv from the per-phase CSVLogger files; a row repeated by a restart keeps its last copy."""
+    import csv
+
+    rows, fields = {}, ["epoch"]
+    for phase in phases:
+        path = os.path.join(output_dir, f".history_{phase}.csv")
+        if not os.path.exists(path):
+            continue
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                rows[int(row["epoch"])] = row
+                fields += [k for k in row if k not in fields]
+    out = os.path.join(output_dir, "history.csv")
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for epoch in sorted(rows):
+            writer.writerow(rows[epoch])
+    return out
+
+
+# --------------------------------------------------------------------------- phases
+def use_jit(keras, choice):
+    if choice != "auto":
+        return choice == "on"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # only to ask whether a GPU is present
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return True
+
+
+def compile_model(keras, model, learning_rate, num_classes, jit, weight_decay=None):
+    optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay) if weight_decay
+                 else keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy",
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                           keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")],
+                  jit_compile=jit)
+
+
+def fit_phase(keras, model, args, state, phase, train_seq, val_seq, initial_epoch, epochs, plateau):
+    monitor = "val_loss" if val_seq is not None else "loss"
+    resume = resumed_epoch(args.output_dir, phase)
+    if resume > initial_epoch:
+        log.info("resuming %s from epoch %d (backup in %s)", phase, resume + 1,
+                 os.path.join(args.output_dir, ".backup", phase))
+    train_seq.set_epoch(max(resume, initial_epoch))
+    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=initial_epoch,
+                        callbacks=make_callbacks(keras, args, state, phase, monitor, plateau),
+                        verbose=1 if sys.stdout.isatty() else 2)
+    return initial_epoch + len(history.epoch) if history.epoch else max(resume, initial_epoch)
+
+
+def train(args):
+    import keras
+
+    from models.classifier import build_classifier, set_trainable_from
+    from models.weights import WeightsUnavailableError
+    from tools.dataset import DataError, data_flow
+    from tools.model_io import load_model, save_model_atomic
+
+    t0 = time.time()
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.no_resume and os.path.isdir(os.path.join(args.output_dir, ".backup")):
+        shutil.rmtree(os.path.join(args.output_dir, ".backup"))
+    keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision != "off":
+        keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
+
+    phase_header(f"Data: {args.data_dir}")
+    try:
+        train_seq, val_seq, ds = data_flow(
+            args.data_dir, args.rule_file, args.num_classes, batch_size=args.batch_size,
+            input_size=args.input_size, val_split=args.val_split, seed=args.seed,
+            label_smoothing=args.label_smoothing, workers=args.workers, print_fn=log.info)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+    num_classes = len(ds.class_names)
+    write_labels(args.output_dir, ds.class_names, args.input_size)
+
+    from_scratch = args.weights == "none"
+    phase_header(f"Model: ResNet50 + custom top, {num_classes} classes, {args.input_size}px, "
+                 f"weights={args.weights}, backend={keras.backend.backend()}, "
+                 f"jit_compile={use_jit(keras, args.jit_compile)}")
+    try:
+        model = build_classifier(num_classes, args.input_size, weights=None if from_scratch else args.weights)
+    except WeightsUnavailableError as e:
+        raise UsageError(str(e)) from None
+    except ValueError as e:
+        raise UsageError(f"--weights {args.weights}: {e}") from None
+
+    jit = use_jit(keras, args.jit_compile)
+    state = load_state(args.output_dir)
+    state["images_per_epoch"] = len(train_seq.paths)
+    phases = []
+    if from_scratch:
+        phases.append("scratch")
+        steps = len(train_seq) * args.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=args.learning_rate / 10, decay_steps=steps, alpha=0.01,
+            warmup_target=args.learning_rate, warmup_steps=max(1, int(0.1 * steps)))
+        phase_header(f"Training from scratch: all layers, {args.epochs} epochs, warm-up + cosine to lr "
+                     f"{args.learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)")
+        set_trainable_from(model, 1)
+        for layer in model.layers:  # BN learns its statistics when nothing is pretrained
+            layer.trainable = True
+        compile_model(keras, model, schedule, num_classes, jit, weight_decay=1e-4)
+        end = fit_phase(keras, model, args, state, "scratch", train_seq, val_seq, 0, args.epochs, plateau=False)
+        state["phase1_epochs"] = end
+    else:
+        phases.append("phase1")
+        if state.get("phase1_done"):
+            log.info("phase 1 finished in an earlier run (%d epochs); going on with phase 2", state["phase1_epochs"])
+            end = state["phase1_epochs"]
+        else:
+            phase_header(f"Phase 1/2: train the top, backbone frozen, {args.epochs} epochs, "
+                         f"Adam lr {args.learning_rate:g}")
+            set_trainable_from(model, 6)
+            compile_model(keras, model, args.learning_rate, num_classes, jit)
+            end = fit_phase(keras, model, args, state, "phase1", train_seq, val_seq, 0, args.epochs, plateau=True)
+            state.update(phase1_done=True, phase1_epochs=end)
+            model.save_weights(os.path.join(args.output_dir, ".backup", "phase1_end.weights.h5"))
+            save_state(args.output_dir, state)
+        if args.fine_tune_epochs:
+            phases.append("phase2")
+            lr = args.fine_tune_lr or args.learning_rate / 10
+            phase_header(f"Phase 2/2: fine-tune stages {args.unfreeze_from}..5 + top, BatchNorm frozen, "
+                         f"{args.fine_tune_epochs} epochs, Adam lr {lr:g}")
+            best = os.path.join(args.output_dir, "best.h5")
+            start = os.path.join(args.output_dir, ".backup", "phase1_end.weights.h5")
+            if os.path.exists(best):
+                model.set_weights(load_model(best).get_weights())
+            elif os.path.exists(start):
+                model.load_weights(start)
+            set_trainable_from(model, args.unfreeze_from)
+            compile_model(keras, model, lr, num_classes, jit)
+            fit_phase(keras, model, args, state, "phase2", train_seq, val_seq, end, end + args.fine_tune_epochs,
+                      plateau=True)
+
+    phase_header("Outputs")
+    history_csv = merge_histories(args.output_dir, phases)
+    from tools.report import plot_history, read_history
+
+    plot_history(read_history(history_csv), os.path.join(args.output_dir, "history.png"),
+                 phase_boundary=state.get("phase1_epochs") if len(phases) > 1 else None)
+    best_path = os.path.join(args.output_dir, "best.h5")
+    if not os.path.exists(best_path):  # every epoch NaN / no improvement ever recorded
+        save_model_atomic(model, best_path)
+    if val_seq is not None:
+        best_model = load_model(best_path)
+        report = evaluate(best_model, val_seq, ds.class_names, args.output_dir)
+        log.info("validation: top-1 %.4f, per-class mean %.4f, bin accuracy %.4f",
+                 report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"])
+    wall = time.time() - t0
+    ips = state.get("train_images", 0) / state["train_seconds"] if state.get("train_seconds") else float("nan")
+    state["finished"] = True
+    save_state(args.output_dir, state)
+    shutil.rmtree(os.path.join(args.output_dir, ".backup"), ignore_errors=True)
+    acc = state.get("best_val_accuracy")
+    print(f"best val_accuracy {acc if acc is None else f'{acc:.4f}'} at epoch {state.get('best_epoch')} | "
+          f"wall {wall / 60:.1f} min | {ips:.1f} training images/s | outputs in {args.output_dir}", flush=True)
+    return 0
+
+
+def write_labels(output_dir, class_names, input_size):
+    """labels.json: the class list (index = model output), read by predict.py and server.py."""
+    from tools.preprocess import CONTRACT
+
+    with open(os.path.join(output_dir, "labels.json"), "w", encoding="utf-8") as f:
+        json.dump({"labels": class_names, "input_size": input_size, "preprocessing": CONTRACT}, f,
+                  ensure_ascii=False, indent=1)
+
+
+def evaluate(model, sequence, class_names, output_dir):
+    """Predict every batch of `sequence` and write report.json/txt + confusion_matrix.png."""
+    import numpy as np
+
+    from tools.report import classification_report, write_report
+
+    probs = model.predict(sequence, verbose=0)
+    y_true = np.asarray(sequence.labels)[np.asarray(sequence.order)]
+    report = classification_report(y_true, np.asarray(probs, dtype=np.float64), class_names)
+    write_report(report, output_dir, class_names)
+    return report
+
+
+def test_only(args):
+    from tools.dataset import DataError, load_dataset
+    from tools.garbage_sequence import GarbageClassifySequence
+    from tools.model_io import load_model
+
+    model_path = args.model or os.path.join(args.output_dir, "best.h5")
+    labels_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.json")
+    if not os.path.isfile(model_path):
+        raise UsageError(f"no model at {model_path}; train one first or pass --model")
+    if not os.path.isfile(labels_path):
+        raise UsageError(f"no labels.json beside {model_path}")
+    with open(labels_path, encoding="utf-8") as f:
+        meta = json.load(f)
+    try:
+        ds = load_dataset(args.data_dir, args.rule_file, args.num_classes)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+    if ds.class_names != meta["labels"]:
+        raise UsageError(f"the classes of {args.data_dir} ({len(ds.class_names)}) differ from the model's "
+                         f"labels.json ({len(meta['labels'])})")
+    phase_header(f"Test only: {model_path} on {len(ds.paths)} images of {args.data_dir}")
+    model = load_model(model_path)
+    size = int(model.input_shape[1])
+    seq = GarbageClassifySequence(ds.paths, ds.labels, len(ds.class_names), batch_size=args.batch_size,
+                                  input_size=size, training=False, workers=args.workers)
+    os.makedirs(args.output_dir, exist_ok=True)
+    report = evaluate(model, seq, ds.class_names, args.output_dir)
+    print(f"test top-1 {report['top1']:.4f} | per-class mean {report['per_class_mean_accuracy']:.4f} | "
+          f"bin accuracy {report['bin_accuracy']:.4f} | {report['images']} images | report in {args.output_dir}",
+          flush=True)
+    return 0
+
+
+def main(args):
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("tools").setLevel(logging.INFO)
+    try:
+        check_args(args)
+        if not args.test_only:
+            if not os.path.isdir(args.data_dir):
+                raise UsageError(no_data_message(args.data_dir, f"No training data at {args.data_dir}"))
+            if not any(os.scandir(args.data_dir)):
+                raise UsageError(no_data_message(args.data_dir, f"The data folder {args.data_dir} is empty"))
+        return test_only(args) if args.test_only else train(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to continue from the last finished epoch", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
