@@ -1,0 +1,178 @@
+"""train.py end to end: outputs, both training recipes, resume after a kill, --test_only, bad data."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from datagen import make_txt_dataset
+
+OUTPUTS = ("best.h5", "labels.json", "history.csv", "history.png", "report.json", "report.txt",
+           "confusion_matrix.png")
+FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
+
+
+def _history(out):
+    with open(os.path.join(out, "history.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def scratch_run(tiny_data, tmp_path_factory):
+    """One from-scratch run shared by the output checks."""
+    from conftest import run_cli
+
+    out = str(tmp_path_factory.mktemp("scratch_out"))
+    r = run_cli("train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "2", "--output_dir", out,
+                "--val_split", "0.25", *FAST)
+    return r, out
+
+
+def test_training_writes_every_output(scratch_run):
+    r, out = scratch_run
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for name in OUTPUTS:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert not os.path.exists(os.path.join(out, ".backup")), "backups are removed after a finished run"
+    summary = r.stdout.strip().splitlines()[-1]
+    assert summary.startswith("best val_accuracy") and "training images/s" in summary and "wall" in summary
+
+
+def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
+    _, out = scratch_run
+    labels = json.load(open(os.path.join(out, "labels.json"), encoding="utf-8"))
+    rules = json.load(open(os.path.join(os.path.dirname(tiny_data), "garbage_classify_rule.json"), encoding="utf-8"))
+    assert labels["labels"] == [rules[str(i)] for i in range(len(rules))]
+    assert labels["input_size"] == 32 and labels["preprocessing"]["mode"] == "caffe"
+    report = json.load(open(os.path.join(out, "report.json"), encoding="utf-8"))
+    assert report["images"] == 12
+    for key in ("top1", "top4", "per_class_mean_accuracy", "bin_accuracy", "per_bin", "per_class"):
+        assert key in report
+    assert set(report["per_bin"]) == {"可回收物", "有害垃圾", "厨余垃圾", "其他垃圾"}
+    assert {"precision", "recall", "f1"} <= set(report["per_class"][0])
+    assert np.asarray(report["confusion_matrix"]).sum() == 12
+    rows = _history(out)
+    assert [int(r["epoch"]) for r in rows] == [0, 1] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
+    import keras
+
+    model = keras.models.load_model(os.path.join(out, "best.h5"), compile=False)
+    assert model.output_shape == (None, 4) and model.optimizer is None
+
+
+def test_test_only_scores_another_labelled_folder(scratch_run, tmp_path, cli):
+    _, out = scratch_run
+    other = make_txt_dataset(str(tmp_path / "other"), per_class=5, num_classes=4, seed=99)
+    report_dir = tmp_path / "test_report"
+    r = cli("train.py", "--test_only", "--model", os.path.join(out, "best.h5"), "--data_dir", other,
+            "--output_dir", report_dir, "--batch_size", "8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "test top-1" in r.stdout
+    report = json.load(open(report_dir / "report.json", encoding="utf-8"))
+    assert report["images"] == 20 and (report_dir / "confusion_matrix.png").exists()
+    wrong = make_txt_dataset(str(tmp_path / "wrong"), per_class=2, num_classes=3)
+    r = cli("train.py", "--test_only", "--model", os.path.join(out, "best.h5"), "--data_dir", wrong,
+            "--output_dir", tmp_path / "x")
+    assert r.returncode == 2 and "differ" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pretrained_recipe_runs_two_phases(tiny_data, tmp_path, cli):
+    """--weights PATH: phase 1 (frozen backbone) then phase 2 (fine-tuning), epochs numbered on."""
+    import keras
+
+    from models.resnet50 import ResNet50
+    from models.weights import save_h5_weights
+
+    keras.utils.set_random_seed(0)
+    wfile = str(tmp_path / "backbone.h5")
+    save_h5_weights(ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)), wfile, layout="legacy")
+    out = tmp_path / "out"
+    r = cli("train.py", "--data_dir", tiny_data, "--weights", wfile, "--epochs", "1", "--fine_tune_epochs", "1",
+            "--unfreeze_from", "5", "--output_dir", out, *FAST)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Phase 1/2" in r.stdout and "Phase 2/2: fine-tune stages 5..5" in r.stdout
+    assert [int(row["epoch"]) for row in _history(out)] == [0, 1]
+
+
+def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cli):
+    out = tmp_path / "out"
+    args = [sys.executable, "train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "4",
+            "--output_dir", str(out), *FAST]
+    meta = out / ".backup" / "scratch" / "training_metadata.json"
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not meta.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    first_log = proc.communicate()[0]
+    assert meta.exists(), first_log[-3000:]
+    assert "best val_accuracy" not in first_log, "the first run must be killed before it finishes"
+    done = json.load(open(meta))["epoch"]
+    assert done >= 1
+    r = cli(*args[1:])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"resuming scratch from epoch {done + 1}" in r.stdout
+    assert f"Epoch {done}/4" not in r.stdout and "Epoch 4/4" in r.stdout
+    assert [int(row["epoch"]) for row in _history(out)] == [0, 1, 2, 3]
+
+
+def test_bad_data_is_warned_about_and_skipped(tmp_path, cli):
+    data = make_txt_dataset(str(tmp_path), per_class=6, num_classes=2)
+    (tmp_path / "train_data_v2" / "img_50.txt").write_text("nonsense")
+    (tmp_path / "train_data_v2" / "img_51.txt").write_text("img_1.jpg, 17")
+    with open(os.path.join(data, "img_2.jpg"), "wb") as f:
+        f.write(b"not a jpeg at all")
+    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "1", "--val_split", "0.3",
+            "--output_dir", tmp_path / "out", *FAST)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = r.stdout + r.stderr
+    assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
+    assert "unreadable image" in log and "img_2.jpg" in log
+    assert "12 images in 2 classes" in log and "2 skipped" in log
+
+
+def test_no_data_explains_where_it_goes(tmp_path, cli):
+    r = cli("train.py", "--data_dir", tmp_path / "nothing_here", "--output_dir", tmp_path / "o")
+    assert r.returncode == 2
+    assert "No training data" in r.stderr and "garbage_classify_v2.zip" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,msg", [(["--input_size", "16"], "--input_size"), (["--weights", "nope.h5"], "nope.h5"),
+                                      (["--val_split", "1.5"], "--val_split")])
+def test_bad_flags_give_one_line_and_exit_2(tiny_data, tmp_path, cli, args, msg):
+    r = cli("train.py", "--data_dir", tiny_data, "--output_dir", tmp_path, *args)
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_imagenet_offline_is_one_clear_line(tiny_data, tmp_path, cli):
+    r = cli("train.py", "--data_dir", tiny_data, "--output_dir", tmp_path / "o", "--input_size", "32",
+            env={"KERAS_HOME": str(tmp_path / "empty_cache")})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "storage.googleapis.com" in r.stderr and "--weights PATH" in r.stderr
+
+
+def test_help_explains_every_flag(cli):
+    r = cli("train.py", "--help")
+    assert r.returncode == 0
+    for flag in ("--data_dir", "--rule_file", "--num_classes", "--input_size", "--batch_size", "--learning_rate",
+                 "--epochs", "--output_dir", "--weights", "--fine_tune_epochs", "--unfreeze_from", "--seed",
+                 "--workers", "--val_split", "--mixed_precision", "--test_only", "--model"):
+        assert flag in r.stdout
+
+
+def test_real_photos_train_above_majority_class(trashnet_dir, tmp_path, cli):
+    """Brief from-scratch training on TrashNet at 64 px beats always answering the largest class."""
+    out = tmp_path / "out"
+    r = cli("train.py", "--data_dir", trashnet_dir, "--weights", "none", "--input_size", "64", "--epochs", "EPOCHS",
+            "--output_dir", out, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.load(open(out / "report.json", encoding="utf-8"))
+    support = [c["support"] for c in report["per_class"]]
+    majority = max(support) / sum(support)
+    assert report["top1"] > majority + 0.10, (report["top1"], majority)
