@@ -144,7 +144,6 @@ def make_callbacks(keras, args, state, phase, monitor, plateau):
 
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(os.path.join(args.output_dir, ".backup", phase)),
         AtomicBestCheckpoint(os.path.join(args.output_dir, "best.h5")),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=args.patience),
         keras.callbacks.CSVLogger(os.path.join(args.output_dir, f".history_{phase}.csv"), append=True),
@@ -153,6 +152,8 @@ def make_callbacks(keras, args, state, phase, monitor, plateau):
     if plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2,
                                                            patience=max(1, args.patience // 2), min_lr=1e-7))
+    # Last, so an epoch is marked done only once its history row and best.h5 are on disk.
+    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(args.output_dir, ".backup", phase)))
     return callbacks
 
 

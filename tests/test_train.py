@@ -60,10 +60,13 @@ def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
     assert np.asarray(report["confusion_matrix"]).sum() == 12
     rows = _history(out)
     assert [int(r["epoch"]) for r in rows] == [0, 1] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
+    import h5py
     import keras
 
+    with h5py.File(os.path.join(out, "best.h5")) as f:
+        assert "model_weights" in f and "optimizer_weights" not in f  # for inference, no optimizer state
     model = keras.models.load_model(os.path.join(out, "best.h5"), compile=False)
-    assert model.output_shape == (None, 4) and model.optimizer is None
+    assert model.output_shape == (None, 4)
 
 
 def test_test_only_scores_another_labelled_folder(scratch_run, tmp_path, cli):
@@ -167,9 +170,9 @@ def test_help_explains_every_flag(cli):
 
 
 def test_real_photos_train_above_majority_class(trashnet_dir, tmp_path, cli):
-    """Brief from-scratch training on TrashNet at 64 px beats always answering the largest class."""
+    """Brief from-scratch training on TrashNet at 48 px (6 epochs, ~4 min on 2 cores) beats always answering the largest class."""
     out = tmp_path / "out"
-    r = cli("train.py", "--data_dir", trashnet_dir, "--weights", "none", "--input_size", "64", "--epochs", "EPOCHS",
+    r = cli("train.py", "--data_dir", trashnet_dir, "--weights", "none", "--input_size", "48", "--epochs", "6",
             "--output_dir", out, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.load(open(out / "report.json", encoding="utf-8"))

@@ -1,0 +1,134 @@
+"""One prediction core for predict.py and server.py: image bytes in, a result dict out.
+
+The model is loaded once (with labels.json beside it) and every photo is judged on deterministic
+crops — centre, centre + 4 corners, or those 5 and their mirror images — predicted in ONE batched
+call and averaged. The original made 5 separate `model.predict` calls on random crops: random
+answers for the same photo, and several times slower.
+
+Result fields: label, name ("bin/item"), category (the bin), probability, top_k, bins (probability
+summed per bin: a reliable bin even when the exact item is uncertain), unsure, time_ms.
+"""
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+
+from tools.image_io import decode_image, resize_shorter, resize_size
+from tools.preprocess import preprocess_input
+from tools.report import bin_of
+
+CROP_CHOICES = (1, 5, 10)
+
+
+class ModelFilesError(OSError):
+    """The model or its labels.json is missing or does not match (message says which)."""
+
+
+def crop_batch(arr, size, crops):
+    """Deterministic crops of an HxWx3 array: (crops, size, size, 3) uint8."""
+    if crops not in CROP_CHOICES:
+        raise ValueError(f"`crops` must be one of {CROP_CHOICES}. Received: crops={crops!r}")
+    h, w = arr.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    boxes = [(top, left)]
+    if crops >= 5:
+        boxes += [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
+    out = [arr[y:y + size, x:x + size] for y, x in boxes]
+    if crops == 10:
+        out += [c[:, ::-1] for c in out]
+    return np.stack(out)
+
+
+def load_labels(model_path):
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+        return meta["labels"], meta
+    except FileNotFoundError:
+        raise ModelFilesError(f"no labels.json beside {model_path} (train.py writes it next to best.h5)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelFilesError(f"{path} is not a labels file written by train.py ({e})") from None
+
+
+class Classifier:
+    """A loaded model + labels; `predict_bytes` is thread-safe.
+
+    Args:
+        model_path: a `.h5`/`.keras` model written by train.py (labels.json beside it).
+        crops: 1, 5 or 10 deterministic crops per photo, averaged.
+        top_k: alternatives listed in each result.
+        unsure_threshold: `unsure` is true when the top probability is below it.
+    """
+
+    def __init__(self, model_path, crops=5, top_k=5, unsure_threshold=0.5):
+        if crops not in CROP_CHOICES:
+            raise ValueError(f"`crops` must be one of {CROP_CHOICES}. Received: crops={crops!r}")
+        if not os.path.isfile(model_path):
+            raise ModelFilesError(f"no model at {model_path}; train one with train.py or pass --model")
+        self.labels, self.meta = load_labels(model_path)
+        from tools.model_io import load_model
+
+        try:
+            self.model = load_model(model_path)
+        except Exception as e:  # Keras raises many types for a foreign file
+            raise ModelFilesError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
+        n_out = int(self.model.output_shape[-1])
+        if n_out != len(self.labels):
+            raise ModelFilesError(f"{model_path} has {n_out} outputs but labels.json lists {len(self.labels)} classes")
+        self.model_path = model_path
+        self.input_size = int(self.model.input_shape[1])
+        self.crops, self.top_k, self.unsure_threshold = crops, min(top_k, len(self.labels)), unsure_threshold
+        self.bins = sorted({bin_of(n) for n in self.labels})
+        self._bin_index = np.array([self.bins.index(bin_of(n)) for n in self.labels])
+        self._lock = threading.Lock()
+        self.warm_up()
+
+    def warm_up(self):
+        """One call at the serving batch shape, so the first user does not pay for tracing."""
+        self.forward(np.zeros((self.crops, self.input_size, self.input_size, 3), np.uint8))
+
+    def forward(self, crops_uint8):
+        """Probabilities for a stack of uint8 crops, one model call."""
+        x = preprocess_input(crops_uint8)
+        with self._lock:
+            return np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
+
+    def prepare(self, data):
+        """Image bytes -> (crops, size, size, 3) uint8. Raises ImageDecodeError for bad input."""
+        side = resize_size(self.input_size)
+        img = resize_shorter(decode_image(data, min_side=side), side)
+        return crop_batch(np.asarray(img), self.input_size, self.crops)
+
+    def predict_prepared(self, batches):
+        """Results for several prepared photos in one model call (used for folders and micro-batching)."""
+        start = time.perf_counter()
+        probs = self.forward(np.concatenate(batches))
+        ms = (time.perf_counter() - start) * 1000
+        out, i = [], 0
+        for b in batches:
+            out.append(self.result(probs[i:i + len(b)].mean(axis=0), ms))
+            i += len(b)
+        return out
+
+    def predict_bytes(self, data):
+        """The whole job for one photo: bytes -> result dict (time_ms covers decoding too)."""
+        start = time.perf_counter()
+        result = self.predict_prepared([self.prepare(data)])[0]
+        result["time_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        return result
+
+    def result(self, probs, time_ms):
+        order = np.argsort(-probs)
+        top = [self._entry(int(i), probs[i]) for i in order[:self.top_k]]
+        bins = np.bincount(self._bin_index, weights=probs, minlength=len(self.bins))
+        return {**top[0], "top_k": top,
+                "bins": {b: round(float(p), 6) for b, p in sorted(zip(self.bins, bins), key=lambda t: -t[1])},
+                "unsure": bool(probs[order[0]] < self.unsure_threshold), "time_ms": round(time_ms, 1)}
+
+    def _entry(self, label, p):
+        name = self.labels[label]
+        return {"label": label, "name": name, "category": bin_of(name), "probability": round(float(p), 6)}
