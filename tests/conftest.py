@@ -62,3 +62,36 @@ def http_dir(tmp_path):
     yield f"http://127.0.0.1:{server.server_address[1]}/", www
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A small untrained classifier saved as train.py saves it: best.h5 + labels.json (4 classes, 32 px)."""
+    import keras
+
+    from models.classifier import build_classifier
+    from tools.model_io import save_model_atomic
+    from train import write_labels
+    from datagen import CLASS_NAMES
+
+    folder = tmp_path_factory.mktemp("model")
+    keras.utils.set_random_seed(11)
+    model = build_classifier(4, 32, weights=None)
+    path = str(folder / "best.h5")
+    save_model_atomic(model, path)
+    write_labels(str(folder), CLASS_NAMES[:4], 32)
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo_bytes():
+    """A 640x480 JPEG of a generated 'item'."""
+    import io
+
+    import numpy as np
+
+    from datagen import make_image
+
+    buf = io.BytesIO()
+    make_image(2, np.random.default_rng(4), (640, 480)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
