@@ -80,7 +80,8 @@ def prepare(clf, item, kind, args):
         return None, str(e)
 
 
-def show(item, result, args, out=sys.stdout):
+def show(item, result, args, out=None):
+    out = out or sys.stdout
     if args.json:
         print(json.dumps({"input": item, **result}, ensure_ascii=False), file=out, flush=True)
         return

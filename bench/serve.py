@@ -1,0 +1,182 @@
+"""Serving and prediction speed against the bare model, measured in one run on this machine.
+
+    python bench/serve.py                   # 224 px, 40 classes, 5 crops, 640x480 JPEG
+    python bench/serve.py --requests 20 --per_client 4
+
+Reports:
+1. latency of POST /predict (p50/p95) against the bare batched forward of the same 5 crops (target p50 <= 1.3x);
+2. throughput with 1, 4 and 8 concurrent clients against the model's own batch throughput
+   (8 photos x 5 crops per call; target >= 0.8x at 8 clients);
+3. the original's way (5 separate model.predict calls on random crops) against one batched call
+   (target >= 3.5x faster);
+4. predict.py on a folder against the bare batched rate on the same photos (target >= 0.9x).
+The model has random weights: speed does not depend on them.
+"""
+
+import argparse
+import concurrent.futures
+import io
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import requests  # noqa: E402
+
+
+def pct(values, q):
+    return float(np.percentile(values, q))
+
+
+def timed(fn, n):
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def start_server(model, port, crops):
+    proc = subprocess.Popen([sys.executable, "server.py", "--model", model, "--host", "127.0.0.1", "--port",
+                             str(port), "--crops", str(crops)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input_size", type=int, default=224)
+    p.add_argument("--classes", type=int, default=40)
+    p.add_argument("--crops", type=int, default=5)
+    p.add_argument("--requests", type=int, default=30, help="sequential requests for latency (default: %(default)s)")
+    p.add_argument("--per_client", type=int, default=6, help="requests per concurrent client (default: %(default)s)")
+    p.add_argument("--folder", type=int, default=48, help="photos for the predict.py folder run (default: %(default)s)")
+    p.add_argument("--port", type=int, default=10099)
+    args = p.parse_args(argv)
+
+    import keras
+
+    from datagen import make_image
+    from models.classifier import build_classifier
+    from tools.inference import Classifier
+    from tools.model_io import save_model_atomic
+    from train import write_labels
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__} on "
+          f"{keras.backend.backend()}; {args.input_size}px, {args.classes} classes, {args.crops} crops")
+    tmp = tempfile.mkdtemp()
+    model_path = os.path.join(tmp, "best.h5")
+    save_model_atomic(build_classifier(args.classes, args.input_size, weights=None), model_path)
+    write_labels(tmp, [f"可回收物/c{i}" for i in range(args.classes)], args.input_size)
+    buf = io.BytesIO()
+    make_image(1, np.random.default_rng(0), (640, 480)).save(buf, "JPEG", quality=90)
+    photo = buf.getvalue()
+
+    clf = Classifier(model_path, crops=args.crops)
+    crops = clf.prepare(photo)
+    bare = timed(lambda: clf.forward(crops), args.requests)
+    batch8 = np.concatenate([crops] * 8)
+    clf.forward(batch8)
+    batch_times = timed(lambda: clf.forward(batch8), 4)
+    model_photos_per_s = 8 / statistics.median(batch_times)
+
+    # 3. the original way: 5 random crops, 5 separate model.predict calls
+    model = clf.model
+    arr = np.asarray(clf.prepare(photo)[0])
+    rng = np.random.default_rng(0)
+    from tools.image_io import random_crop
+    from tools.preprocess import preprocess_input
+
+    def original():
+        for _ in range(5):
+            model.predict(preprocess_input(random_crop(arr, args.input_size, rng)[None]), verbose=0)
+
+    original()
+    orig = timed(original, 5)
+    one_call = timed(lambda: model.predict_on_batch(preprocess_input(crops)), 5)
+
+    # 4. predict.py on a folder vs bare batched forward of the same photos
+    import predict as predict_cli
+
+    folder = os.path.join(tmp, "photos")
+    os.makedirs(folder)
+    for i in range(args.folder):
+        make_image(i % 6, np.random.default_rng(i), (640, 480)).save(os.path.join(folder, f"{i}.jpg"), quality=90)
+    pargs = predict_cli.get_args_parser().parse_args([folder, "--crops", str(args.crops), "--model", model_path])
+    items = predict_cli.expand([folder])
+    devnull = open(os.devnull, "w")
+    stdout, sys.stdout = sys.stdout, devnull
+    try:
+        t = time.perf_counter()
+        predict_cli.run(clf, items, pargs)
+        folder_rate = len(items) / (time.perf_counter() - t)
+    finally:
+        sys.stdout = stdout
+    prepared = [clf.prepare(open(path, "rb").read()) for path, _ in items]
+    t = time.perf_counter()
+    for start in range(0, len(prepared), pargs.batch_size):
+        clf.forward(np.concatenate(prepared[start:start + pargs.batch_size]))
+    bare_folder_rate = len(prepared) / (time.perf_counter() - t)
+    del clf, model
+
+    # 1 and 2: the real server process
+    server = start_server(model_path, args.port, args.crops)
+    url = f"http://127.0.0.1:{args.port}/predict"
+    try:
+        with requests.Session() as s:
+            post = lambda: s.post(url, files={"file": ("p.jpg", photo)}).raise_for_status()
+            post()
+            latency = timed(post, args.requests)
+
+        def client(n):
+            with requests.Session() as s:
+                for _ in range(n):
+                    s.post(url, files={"file": ("p.jpg", photo)}).raise_for_status()
+
+        throughput = {}
+        for clients in (1, 4, 8):
+            t = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+                list(pool.map(client, [args.per_client] * clients))
+            throughput[clients] = clients * args.per_client / (time.perf_counter() - t)
+    finally:
+        server.terminate()
+        server.wait()
+
+    ms = lambda v: f"{v * 1000:7.0f} ms"
+    print(f"\n1. latency, {args.requests} sequential requests (640x480 JPEG)")
+    print(f"   bare batched forward of {args.crops} crops   p50 {ms(pct(bare, 50))}  p95 {ms(pct(bare, 95))}")
+    print(f"   POST /predict                      p50 {ms(pct(latency, 50))}  p95 {ms(pct(latency, 95))}"
+          f"   -> p50 ratio {pct(latency, 50) / pct(bare, 50):.2f}x (target <= 1.3x)")
+    print(f"\n2. throughput (photos/s); model alone, 8 photos per call: {model_photos_per_s:.2f}")
+    for clients, rate in throughput.items():
+        print(f"   {clients} client(s): {rate:6.2f}  = {rate / model_photos_per_s:.2f}x of the model"
+              + ("  (target >= 0.8x)" if clients == 8 else ""))
+    print("\n3. the original's 5 separate model.predict calls on random crops vs one batched call")
+    print(f"   5 calls {ms(statistics.median(orig))}, one call {ms(statistics.median(one_call))}"
+          f"  -> {statistics.median(orig) / statistics.median(one_call):.1f}x faster (target >= 3.5x)")
+    print(f"\n4. predict.py on a folder of {len(items)} photos: {folder_rate:.2f} photos/s; bare batched forward "
+          f"{bare_folder_rate:.2f} -> {folder_rate / bare_folder_rate:.2f}x (target >= 0.9x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
