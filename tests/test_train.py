@@ -87,13 +87,10 @@ def test_test_only_scores_another_labelled_folder(scratch_run, tmp_path, cli):
 
 def test_pretrained_recipe_runs_two_phases(tiny_data, tmp_path, cli):
     """--weights PATH: phase 1 (frozen backbone) then phase 2 (fine-tuning), epochs numbered on."""
-    import keras
-
     from models.resnet50 import ResNet50
     from models.weights import save_h5_weights
 
-    keras.utils.set_random_seed(0)
-    wfile = str(tmp_path / "backbone.h5")
+    wfile = str(tmp_path / "backbone.h5")  # the legacy layout, as users have it
     save_h5_weights(ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)), wfile, layout="legacy")
     out = tmp_path / "out"
     r = cli("train.py", "--data_dir", tiny_data, "--weights", wfile, "--epochs", "1", "--fine_tune_epochs", "1",
@@ -103,11 +100,25 @@ def test_pretrained_recipe_runs_two_phases(tiny_data, tmp_path, cli):
     assert [int(row["epoch"]) for row in _history(out)] == [0, 1]
 
 
-def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cli):
+def _backbone_file(tmp_path):
+    import keras
+
+    from models.resnet50 import ResNet50
+    from models.weights import save_h5_weights
+
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path / "backbone.h5")
+    save_h5_weights(ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)), path)
+    return path
+
+
+@pytest.mark.parametrize("phase", ["scratch", "phase2"])
+def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cli, phase):
     out = tmp_path / "out"
-    args = [sys.executable, "train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "4",
-            "--output_dir", str(out), *FAST]
-    meta = out / ".backup" / "scratch" / "training_metadata.json"
+    recipe = (["--weights", "none", "--epochs", "4"] if phase == "scratch" else
+              ["--weights", _backbone_file(tmp_path), "--epochs", "1", "--fine_tune_epochs", "3"])
+    args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), *FAST]
+    meta = out / ".backup" / phase / "training_metadata.json"
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while not meta.exists() and proc.poll() is None and time.time() < deadline:
@@ -120,7 +131,9 @@ def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cl
     assert done >= 1
     r = cli(*args[1:])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"resuming scratch from epoch {done + 1}" in r.stdout
+    if phase == "phase2":
+        assert "phase 1 finished in an earlier run" in r.stdout and "Phase 1/2" not in r.stdout
+    assert f"resuming {phase} from epoch {done + 1}" in r.stdout
     assert f"Epoch {done}/4" not in r.stdout and "Epoch 4/4" in r.stdout
     assert [int(row["epoch"]) for row in _history(out)] == [0, 1, 2, 3]
 

@@ -20,12 +20,33 @@ def bin_of(name):
     return name.split("/", 1)[0]
 
 
+CJK_FONT_FILES = ("wqy-microhei", "wqy-zenhei", "notosanscjk", "notoserifcjk", "sourcehansans", "simhei", "msyh",
+                  "pingfang", "droidsansfallback", "uming")
+
+
 def find_cjk_font():
-    """Name of an installed font that can draw Chinese, or None."""
+    """Name of an installed font that can draw Chinese, or None.
+
+    Matplotlib caches its font list, so a font installed after the cache was built is missing from
+    it: then the system font files are scanned by name and a CJK one is registered.
+    """
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    def known():
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    name = known()
+    if name is None:
+        for path in font_manager.findSystemFonts():
+            base = os.path.basename(path).lower().replace("-", "").replace("_", "")
+            if any(key.replace("-", "") in base for key in CJK_FONT_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        name = known()
+    return name
 
 
 def _pyplot():
