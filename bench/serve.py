@@ -19,7 +19,6 @@ import io
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,21 +43,6 @@ def timed(fn, n):
         fn()
         out.append(time.perf_counter() - t)
     return out
-
-
-def start_server(model, port, crops):
-    proc = subprocess.Popen([sys.executable, "server.py", "--model", model, "--host", "127.0.0.1", "--port",
-                             str(port), "--crops", str(crops)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def main(argv=None):
@@ -100,10 +84,11 @@ def main(argv=None):
 
     # 3. the original way: 5 random crops, 5 separate model.predict calls
     model = clf.model
-    arr = np.asarray(clf.prepare(photo)[0])
-    rng = np.random.default_rng(0)
-    from tools.image_io import random_crop
+    from tools.image_io import load_resized, random_crop
     from tools.preprocess import preprocess_input
+
+    arr = load_resized(photo, args.input_size)  # 640x480 -> 341x256, as the original resized
+    rng = np.random.default_rng(0)
 
     def original():
         for _ in range(5):
@@ -135,10 +120,12 @@ def main(argv=None):
     for start in range(0, len(prepared), pargs.batch_size):
         clf.forward(np.concatenate(prepared[start:start + pargs.batch_size]))
     bare_folder_rate = len(prepared) / (time.perf_counter() - t)
-    del clf, model
 
     # 1 and 2: the real server process
-    server = start_server(model_path, args.port, args.crops)
+    from servers import start, stop
+
+    server = start([sys.executable, "server.py", "--model", model_path, "--host", "127.0.0.1", "--port",
+                    str(args.port), "--crops", str(args.crops)], args.port)
     url = f"http://127.0.0.1:{args.port}/predict"
     try:
         with requests.Session() as s:
@@ -158,8 +145,7 @@ def main(argv=None):
                 list(pool.map(client, [args.per_client] * clients))
             throughput[clients] = clients * args.per_client / (time.perf_counter() - t)
     finally:
-        server.terminate()
-        server.wait()
+        stop(server)
 
     ms = lambda v: f"{v * 1000:7.0f} ms"
     print(f"\n1. latency, {args.requests} sequential requests (640x480 JPEG)")

@@ -1,6 +1,5 @@
 """The hand-written ResNet50 is keras.applications.ResNet50, and both weight-file layouts load."""
 
-import os
 import shutil
 
 import h5py

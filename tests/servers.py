@@ -1,0 +1,52 @@
+"""Starting and stopping real server processes (tests and bench/serve.py)."""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, port, env=None, timeout=180):
+    """Start a server process and wait until /healthz says ok.
+
+    Its output goes to a temporary file, not a pipe: a busy server would block on a full pipe.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})), stdout=log,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.log = log
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise AssertionError(f"server exited with {proc.returncode}: {log.read()[-3000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    stop(proc)
+    raise AssertionError("server did not become healthy in time")
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
