@@ -1,6 +1,9 @@
-"""Copy a reproducible random sample of a labelled image folder, e.g. 3,000 of the ~15,000 Huawei images.
+"""Copy a reproducible random sample of a labelled image folder, e.g. 3,000 of the ~15,000 Huawei images;
+also download the Huawei data set and check a data folder.
 
     python sample.py garbage_classify_v2/train_data_v2 garbage_small/train_data_v2 3000 --stratified
+    python sample.py --download [--url URL] [--dest ./garbage_classify_v2] [--sha256 HASH]
+    python sample.py --check garbage_classify_v2/train_data_v2 [--out check_output]
 
 Each image travels with its label file (garbage_classify_v2 layout) or keeps its class folder
 (class-per-folder layout); the rule file is copied along. Files are hard-linked where the file
@@ -20,13 +23,54 @@ from tools.dataset import RULE_FILE_NAME, DataError, find_rule_file, load_datase
 
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", help="labelled folder: img_N.jpg + img_N.txt, or one sub-folder per class")
-    p.add_argument("dst", help="folder to create (must not hold images already)")
-    p.add_argument("n", type=int, help="number of images to copy")
+    p.add_argument("src", nargs="?", help="labelled folder: img_N.jpg + img_N.txt, or one sub-folder per class")
+    p.add_argument("dst", nargs="?", help="folder to create (must not hold images already)")
+    p.add_argument("n", nargs="?", type=int, help="number of images to copy")
     p.add_argument("--seed", type=int, default=233, help="picks the sample (default: %(default)s)")
     p.add_argument("--stratified", action="store_true", help="keep each class's share of the images")
     p.add_argument("--copy", action="store_true", help="always copy, never hard-link")
+    g = p.add_argument_group("getting and checking the data")
+    g.add_argument("--download", action="store_true",
+                   help="fetch the garbage_classify_v2 zip through the Keras cache and unpack it into --dest")
+    g.add_argument("--url", default=None, help="zip to fetch (default: the competition's published URL)")
+    g.add_argument("--dest", default="./garbage_classify_v2", help="where train_data_v2/ goes (default: %(default)s)")
+    g.add_argument("--sha256", default=None, help="expected hash of the zip (checked after the download)")
+    g.add_argument("--check", metavar="DIR", help="check a labelled folder; exit 1 on errors")
+    g.add_argument("--rule_file", default=None, help="with --check: rule file (default: in or beside DIR)")
+    g.add_argument("--out", default=None, help="with --check: where the manifest, report and chart go (default: DIR)")
     return p
+
+
+def run_download(args):
+    from tools.data_check import HUAWEI_URL, DownloadError, download
+
+    url = args.url or HUAWEI_URL
+    try:
+        folder, placed = download(url, args.dest, file_hash=args.sha256)
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{placed} files placed in {folder}; check them with: python sample.py --check {folder}")
+    return 0
+
+
+def run_check(args):
+    from tools.data_check import check
+
+    try:
+        report = check(args.check, args.rule_file, args.out)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in report["warnings"]:
+        print(f"warning: {line}")
+    for line in report["errors"]:
+        print(f"error: {line}")
+    out = args.out or args.check
+    print(f"{report['images']} images, {report['classes']} classes ({report['layout']} layout): "
+          f"{len(report['errors'])} errors, {len(report['warnings'])} warnings; manifest sha256 "
+          f"{report['manifest_sha256'][:16]}; report, manifest.csv and class_counts.png in {out}")
+    return 1 if report["errors"] else 0
 
 
 def pick(labels, n, seed, stratified):
@@ -59,6 +103,14 @@ def place(src, dst, hardlink):
 
 
 def main(args):
+    if args.download or args.check:
+        if args.download and args.check:
+            print("error: --download and --check are separate steps; run one, then the other", file=sys.stderr)
+            return 2
+        return run_download(args) if args.download else run_check(args)
+    if args.src is None or args.dst is None or args.n is None:
+        print("error: give SRC DST N to sample, or --download, or --check DIR (see --help)", file=sys.stderr)
+        return 2
     try:
         if args.n < 1:
             raise DataError(f"N must be >= 1, got {args.n}")

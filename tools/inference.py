@@ -54,11 +54,45 @@ def load_labels(model_path):
         raise ModelFilesError(f"{path} is not a labels file written by train.py ({e})") from None
 
 
+def _keras_model(path):
+    from tools.model_io import load_model
+
+    return load_model(path)
+
+
+class TFLiteModel:
+    """A `.tflite` file from `python -m tools.export` behind the one method the Classifier uses.
+
+    Runs with LiteRT's small `ai_edge_litert` package (a Raspberry Pi needs no TensorFlow), or with
+    TensorFlow's interpreter where that is what is installed.
+    """
+
+    def __init__(self, path):
+        from tools.export_runtime import tflite_interpreter
+
+        self.interpreter = tflite_interpreter(path)
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        self.input_shape = tuple(int(d) for d in self._in["shape"])
+        self.output_shape = tuple(int(d) for d in self._out["shape"])
+        self._batch = self.input_shape[0]
+
+    def predict_on_batch(self, x):
+        if x.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self._in["index"], x.shape)
+            self.interpreter.allocate_tensors()
+            self._batch = x.shape[0]
+        self.interpreter.set_tensor(self._in["index"], x.astype(np.float32))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out["index"]).copy()
+
+
 class Classifier:
     """A loaded model + labels; `predict_bytes` is thread-safe.
 
     Args:
-        model_path: a `.h5`/`.keras` model written by train.py (labels.json beside it).
+        model_path: a `.h5`/`.keras` model written by train.py, or a `.tflite` file from tools.export
+            (labels.json beside either).
         crops: 1, 5 or 10 deterministic crops per photo, averaged.
         top_k: alternatives listed in each result.
         unsure_threshold: `unsure` is true when the top probability is below it.
@@ -70,11 +104,9 @@ class Classifier:
         if not os.path.isfile(model_path):
             raise ModelFilesError(f"no model at {model_path}; train one with train.py or pass --model")
         self.labels, self.meta = load_labels(model_path)
-        from tools.model_io import load_model
-
         try:
-            self.model = load_model(model_path)
-        except Exception as e:  # Keras raises many types for a foreign file
+            self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else _keras_model(model_path)
+        except Exception as e:  # Keras and LiteRT raise many types for a foreign file
             raise ModelFilesError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
         n_out = int(self.model.output_shape[-1])
         if n_out != len(self.labels):

@@ -1,0 +1,62 @@
+"""tools.export: SavedModel, TFLite (float and int8) and ONNX, each checked against the Keras model."""
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+
+@pytest.mark.parametrize("fmt,artifact", [("savedmodel", "saved_model"), ("tflite", "model.tflite"),
+                                          ("onnx", "model.onnx")])
+def test_export_matches_the_keras_model(cli, tiny_model, tmp_path, fmt, artifact):
+    out = tmp_path / "export"
+    r = cli("-m", "tools.export", "--model", tiny_model, "--format", fmt, "--out", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    m = re.search(r"max abs diff ([0-9.e+-]+), top-1 agreement ([0-9.]+)%", r.stdout)
+    assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) == 100.0, r.stdout
+    assert (out / artifact).exists()
+    contract = json.load(open(out / "preprocessing.json", encoding="utf-8"))
+    assert contract["input"]["shape"] == [None, 32, 32, 3] and contract["input"]["preprocessing"]["mode"] == "caffe"
+    assert contract["labels"] == json.load(open(out / "labels.json", encoding="utf-8"))["labels"]
+
+
+def test_int8_tflite_is_smaller_and_reports_agreement(cli, tiny_model, tiny_data, tmp_path):
+    out = tmp_path / "export"
+    r = cli("-m", "tools.export", "--model", tiny_model, "--format", "tflite", "--int8", "--data_dir", tiny_data,
+            "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "top-1 agreement" in r.stdout
+    size = os.path.getsize(out / "model_int8.tflite")
+    assert size < os.path.getsize(tiny_model) / 2.5  # ~4x smaller than float32 weights
+    r = cli("-m", "tools.export", "--model", tiny_model, "--format", "onnx", "--int8", "--out", out)
+    assert r.returncode == 2 and "--int8 applies to --format tflite" in r.stderr
+
+
+def test_predict_runs_a_tflite_model_without_tensorflow_or_keras(cli, tiny_model, tiny_data, tmp_path):
+    out = tmp_path / "export"
+    assert cli("-m", "tools.export", "--model", tiny_model, "--format", "tflite", "--out", out).returncode == 0
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    for name in ("tensorflow", "keras"):
+        (blocker / f"{name}.py").write_text(f'raise ImportError("{name} is blocked in this test")\n')
+    photos = [os.path.join(tiny_data, f"img_{i}.jpg") for i in (0, 13, 26, 39)]
+    lite = cli("predict.py", *photos, "--model", out / "model.tflite", "--json", env={"PYTHONPATH": str(blocker)})
+    assert lite.returncode == 0, lite.stderr[-3000:]
+    full = cli("predict.py", *photos, "--model", tiny_model, "--json")
+    a = [json.loads(l) for l in lite.stdout.splitlines() if l.startswith("{")]
+    b = [json.loads(l) for l in full.stdout.splitlines() if l.startswith("{")]
+    assert len(a) == len(b) == 4
+    for x, y in zip(a, b):
+        assert x["label"] == y["label"] and abs(x["probability"] - y["probability"]) < 1e-4
+
+
+def test_export_errors_are_one_line(cli, tmp_path, tiny_model):
+    r = cli("-m", "tools.export", "--model", tmp_path / "none.h5", "--format", "onnx")
+    assert r.returncode == 2 and "no model" in r.stderr and "Traceback" not in r.stderr
+    bare = tmp_path / "m"
+    bare.mkdir()
+    shutil.copy(tiny_model, bare / "best.h5")  # no labels.json beside it
+    r = cli("-m", "tools.export", "--model", bare / "best.h5", "--format", "tflite", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "labels.json" in r.stderr and "Traceback" not in r.stderr
