@@ -51,8 +51,17 @@ def get_args_parser(add_help=True):
     g.add_argument("--jit_compile", choices=("auto", "on", "off"), default="auto",
                    help="XLA compilation; auto = off on TensorFlow without a GPU (slower there), else on "
                         "(default: %(default)s)")
-    g.add_argument("--batch_size", type=int, default=32, help="images per step (default: %(default)s)")
-    g.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    g.add_argument("--batch_size", type=int, default=32,
+                   help="images per step and device; the global batch is this x devices (default: %(default)s)")
+    g.add_argument("--learning_rate", type=float, default=1e-3,
+                   help="Adam learning rate for one device; multiplied by the number of devices "
+                        "(linear scaling rule) under --strategy (default: %(default)s)")
+    g.add_argument("--strategy", choices=("none", "mirrored", "multiworker", "data_parallel"), default="none",
+                   help="several devices: mirrored = all GPUs of this machine (TensorFlow), multiworker = "
+                        "several machines via TF_CONFIG (TensorFlow), data_parallel = all devices (JAX) "
+                        "(default: %(default)s)")
+    g.add_argument("--cpu_devices", type=int, default=0,
+                   help="split the CPU into this many logical devices (to try --strategy without GPUs)")
     g.add_argument("--epochs", type=int, default=8,
                    help="epochs of phase 1 (head only), or of the whole run with --weights none (default: %(default)s)")
     g.add_argument("--fine_tune_epochs", type=int, default=4,
@@ -245,12 +254,10 @@ def fit_phase(keras, model, args, state, phase, train_seq, val_seq, initial_epoc
 def train(args):
     import keras
 
-    from models.classifier import build_classifier, set_trainable_from
-    from models.weights import WeightsUnavailableError
     from tools.dataset import DataError, data_flow
-    from tools.model_io import load_model, save_model_atomic
 
     t0 = time.time()
+    scope, replicas = distribution(keras, args)
     os.makedirs(args.output_dir, exist_ok=True)
     if args.no_resume and os.path.isdir(os.path.join(args.output_dir, ".backup")):
         shutil.rmtree(os.path.join(args.output_dir, ".backup"))
@@ -259,15 +266,32 @@ def train(args):
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
 
     phase_header(f"Data: {args.data_dir}")
+    if replicas > 1:
+        log.info("%d devices (%s): global batch %d x %d = %d, learning rate %g x %d = %g", replicas, args.strategy,
+                 args.batch_size, replicas, args.batch_size * replicas, args.learning_rate, replicas,
+                 args.learning_rate * replicas)
+        args.learning_rate *= replicas
+        if args.fine_tune_lr:
+            args.fine_tune_lr *= replicas
     try:
         train_seq, val_seq, ds = data_flow(
-            args.data_dir, args.rule_file, args.num_classes, batch_size=args.batch_size,
+            args.data_dir, args.rule_file, args.num_classes, batch_size=args.batch_size * replicas,
             input_size=args.input_size, val_split=args.val_split, seed=args.seed,
             label_smoothing=args.label_smoothing, workers=args.workers, print_fn=log.info)
     except DataError as e:
         raise UsageError(str(e)) from None
     num_classes = len(ds.class_names)
     write_labels(args.output_dir, ds.class_names, args.input_size)
+
+    with scope:
+        return _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes)
+
+
+def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
+    """Model building and both phases; under a distribution strategy's scope when one is used."""
+    from models.classifier import build_classifier, set_trainable_from
+    from models.weights import WeightsUnavailableError
+    from tools.model_io import load_model, save_model_atomic
 
     from_scratch = args.weights == "none"
     phase_header(f"Model: ResNet50 + custom top, {num_classes} classes, {args.input_size}px, "
@@ -353,6 +377,38 @@ def train(args):
     return 0
 
 
+def distribution(keras, args):
+    """(scope, number of devices) for --strategy; logical CPU devices for --cpu_devices."""
+    import contextlib
+
+    backend = keras.backend.backend()
+    if args.strategy in ("mirrored", "multiworker") and backend != "tensorflow":
+        raise UsageError(f"--strategy {args.strategy} needs the TensorFlow backend; on {backend} use "
+                         f"--strategy data_parallel")
+    if args.strategy == "data_parallel" and backend != "jax":
+        raise UsageError("--strategy data_parallel is the JAX backend's; on TensorFlow use --strategy mirrored")
+    if backend == "tensorflow" and args.cpu_devices > 1:
+        import tensorflow as tf  # tf.distribute is what this is for
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices)
+    if args.strategy == "none":
+        return contextlib.nullcontext(), 1
+    if args.strategy == "data_parallel":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext(), len(devices)
+    import tensorflow as tf
+
+    if args.strategy == "multiworker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    return strategy.scope(), strategy.num_replicas_in_sync
+
+
 def write_labels(output_dir, class_names, input_size):
     """labels.json: the class list (index = model output), read by predict.py and server.py."""
     from tools.preprocess import CONTRACT
@@ -409,6 +465,9 @@ def test_only(args):
 
 
 def main(args):
+    if args.cpu_devices > 1 and os.environ.get("KERAS_BACKEND") == "jax":  # must precede importing jax
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.cpu_devices}").strip()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("tools").setLevel(logging.INFO)
     try:

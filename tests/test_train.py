@@ -112,12 +112,15 @@ def _backbone_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("phase", ["scratch", "phase2"])
-def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cli, phase):
+@pytest.mark.parametrize("phase,mirrored", [("scratch", False), ("phase2", False), ("scratch", True)],
+                         ids=["scratch", "phase2", "scratch-mirrored-2-devices"])
+def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cli, phase, mirrored):
     out = tmp_path / "out"
     recipe = (["--weights", "none", "--epochs", "4"] if phase == "scratch" else
               ["--weights", _backbone_file(tmp_path), "--epochs", "1", "--fine_tune_epochs", "3"])
     args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), *FAST]
+    if mirrored:
+        args += ["--strategy", "mirrored", "--cpu_devices", "2", "--batch_size", "4"]
     meta = out / ".backup" / phase / "training_metadata.json"
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
