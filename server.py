@@ -12,6 +12,7 @@ Settings for gunicorn come from the environment: GARBAGE_MODEL, GARBAGE_CROPS, G
 
 import argparse
 import datetime
+import io
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ import threading
 import time
 import uuid
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Request, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 DEFAULTS = {
@@ -34,6 +35,14 @@ DEFAULTS = {
     "SERVER_CAMERA": None,
 }
 ENV_PREFIX = "GARBAGE_"
+
+
+class InMemoryRequest(Request):
+    """Multipart uploads stay in memory (Werkzeug spools files over 500 KB to a temporary file on
+    disk); MAX_CONTENT_LENGTH bounds how much memory one request can take."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
 
 
 class BadImage(Exception):
@@ -132,6 +141,7 @@ def create_app(test_config=None):
     Settings: DEFAULTS, overridden by GARBAGE_* environment variables, then by `test_config`.
     """
     app = Flask(__name__)
+    app.request_class = InMemoryRequest
     app.config.from_mapping(DEFAULTS)
     app.config.update(_from_env())
     if test_config:

@@ -168,3 +168,30 @@ def test_save_uploads_uses_generated_names_and_a_sidecar(tiny_model, tmp_path):
     image, sidecar = [f for f in files if f.endswith(".jpg")][0], [f for f in files if f.endswith(".json")][0]
     assert os.path.splitext(image)[0] == os.path.splitext(sidecar)[0]
     assert json.load(open(keep / sidecar, encoding="utf-8"))["label"] == r.json["label"]
+
+
+def test_large_uploads_are_not_written_to_disk(tiny_model, monkeypatch):
+    """Werkzeug would spool this 1.5 MB upload to a temporary file; the app keeps it in memory."""
+    import werkzeug.formparser
+
+    spooled = []
+
+    class Recorder(io.BytesIO):
+        def __init__(self, *args, **kwargs):
+            spooled.append(kwargs)
+            super().__init__()
+
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", Recorder)
+    app = create_app({"MODEL": tiny_model, "CROPS": 1})
+    _wait_ready(app)
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1000, 1000, 3), dtype=np.uint8))
+    data = _img_bytes(noisy)
+    assert len(data) > 1024 * 1024
+    r = _post(app.test_client(), data)
+    assert r.status_code == 200 and spooled == []
+
+
+def _img_bytes(img):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
