@@ -104,7 +104,8 @@ def run(clf, items, args, writer=None):
             chunk = list(range(start, min(start + args.batch_size, len(items))))
             prepared = [futures[i].result() for i in chunk]
             good = [i for i, (crops, _) in zip(chunk, prepared) if crops is not None]
-            results = dict(zip(good, clf.predict_prepared([futures[i].result()[0] for i in good]))) if good else {}
+            crops = {i: c for i, (c, _) in zip(chunk, prepared) if c is not None}
+            results = dict(zip(good, clf.predict_prepared([crops[i] for i in good]))) if good else {}
             for i, (_, err) in zip(chunk, prepared):
                 item = items[i][0]
                 if err is not None:

@@ -22,7 +22,6 @@ import sys
 import time
 
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
-HUAWEI_URL = "https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/garbage_classify/dataset/garbage_classify_v2.zip"
 log = logging.getLogger("train")
 
 
@@ -103,6 +102,8 @@ def check_args(args):
 
 
 def no_data_message(data_dir, reason):
+    from tools.data_check import HUAWEI_URL
+
     return (f"{reason}.\nPut the Huawei garbage_classify_v2 images there (img_N.jpg + img_N.txt, "
             f"garbage_classify_rule.json beside the folder): download {HUAWEI_URL} and unzip it into "
             f"./garbage_classify_v2/, or point --data_dir at your own photos (one sub-folder per class). "
@@ -294,9 +295,9 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
     from tools.model_io import load_model, save_model_atomic
 
     from_scratch = args.weights == "none"
+    jit = use_jit(keras, args.jit_compile)
     phase_header(f"Model: ResNet50 + custom top, {num_classes} classes, {args.input_size}px, "
-                 f"weights={args.weights}, backend={keras.backend.backend()}, "
-                 f"jit_compile={use_jit(keras, args.jit_compile)}")
+                 f"weights={args.weights}, backend={keras.backend.backend()}, jit_compile={jit}")
     try:
         model = build_classifier(num_classes, args.input_size, weights=None if from_scratch else args.weights)
     except WeightsUnavailableError as e:
@@ -304,7 +305,6 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
     except ValueError as e:
         raise UsageError(f"--weights {args.weights}: {e}") from None
 
-    jit = use_jit(keras, args.jit_compile)
     state = load_state(args.output_dir)
     state["images_per_epoch"] = len(train_seq.paths)
     phases = []

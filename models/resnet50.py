@@ -195,7 +195,7 @@ def main(argv=None):
     from tools.preprocess import preprocess_input
 
     try:
-        img = load_image_file(args.image, DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+        img = load_image_file(args.image, DEFAULT_INPUT_SIZE)
     except (OSError, ImageDecodeError) as e:
         sys.exit(f"error: {args.image}: {e}")
     try:

@@ -17,7 +17,7 @@ import shutil
 
 import numpy as np
 
-from tools.dataset import RULE_FILE_NAME, DataError, _layout, find_rule_file, load_rule_file, parse_label_file
+from tools.dataset import RULE_FILE_NAME, DataError, detect_layout, find_rule_file, load_rule_file, parse_label_file
 from tools.image_io import ImageDecodeError, decode_image, is_image_file
 
 HUAWEI_URL = ("https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/"
@@ -114,7 +114,7 @@ def check(data_dir, rule_file=None, out_dir=None, workers=None, progress=True):
 
     if not os.path.isdir(data_dir):
         raise DataError(f"no data folder at {data_dir}")
-    layout = _layout(data_dir)
+    layout = detect_layout(data_dir)
     if layout is None:
         raise DataError(f"no labelled images in {data_dir} (neither img_N.txt files nor class folders)")
     errors, warnings, entries = [], [], []  # entries: (relative path, label)

@@ -70,7 +70,8 @@ def load_rule_file(path):
     return [str(rules[str(i)]) for i in ids]
 
 
-def _layout(data_dir):
+def detect_layout(data_dir):
+    """"txt" (img_N.txt label files), "folders" (one folder per class) or None."""
     entries = os.listdir(data_dir)
     if any(e.endswith(".txt") for e in entries):
         return "txt"
@@ -133,7 +134,7 @@ def load_dataset(data_dir, rule_file=None, num_classes=None):
     """Scan `data_dir` (either layout) into a Dataset; warnings for skipped entries go to the log."""
     if not os.path.isdir(data_dir):
         raise DataError(f"no data folder at {data_dir}")
-    layout = _layout(data_dir)
+    layout = detect_layout(data_dir)
     if layout is None:
         raise DataError(f"no labelled images in {data_dir}")
     if layout == "txt":
