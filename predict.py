@@ -17,6 +17,9 @@ import json
 import os
 import sys
 
+from tools.fetch import DEFAULT_DEADLINE
+from tools.image_io import MAX_PIXELS
+
 PROMPT = "请输入图片的绝对路径或 URL: "
 
 
@@ -33,7 +36,11 @@ def get_args_parser():
     p.add_argument("--csv", metavar="OUT", help="also write one row per input to this CSV file")
     p.add_argument("--batch_size", type=int, default=16, help="photos per model call for folders (default: %(default)s)")
     p.add_argument("--max_mb", type=float, default=20, help="size cap for URL downloads (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=15, help="read timeout for URLs, seconds (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_DEADLINE,
+                   help="seconds one URL may take in all: connecting, waiting and downloading (default: %(default)s)")
+    p.add_argument("--max_mpx", type=float, default=MAX_PIXELS / 1e6,
+                   help="largest photo in megapixels decoded; larger ones are refused before decoding "
+                        "(default: %(default)s)")
     return p
 
 
@@ -60,7 +67,8 @@ def read_input(item, kind, args):
     from tools.fetch import fetch_image
 
     if kind == "url":
-        return fetch_image(item, timeout=(5.0, args.timeout), max_bytes=int(args.max_mb * 1024 * 1024))
+        return fetch_image(item, timeout=(5.0, min(15.0, args.timeout)), max_bytes=int(args.max_mb * 1024 * 1024),
+                           deadline=args.timeout)
     if kind == "empty-dir":
         raise OSError("folder holds no images")
     if not os.path.exists(item):
@@ -132,8 +140,12 @@ def main(args):
     if args.top_k < 1 or args.batch_size < 1:
         print("error: --top_k and --batch_size must be >= 1", file=sys.stderr)
         return 2
+    if args.timeout <= 0 or args.max_mb <= 0 or args.max_mpx <= 0:
+        print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
+        return 2
     try:
-        clf = Classifier(args.model, crops=args.crops, top_k=args.top_k, unsure_threshold=args.threshold)
+        clf = Classifier(args.model, crops=args.crops, top_k=args.top_k, unsure_threshold=args.threshold,
+                         max_pixels=int(args.max_mpx * 1e6))
     except ModelFilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

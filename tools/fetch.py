@@ -1,9 +1,12 @@
-"""Fetch an image from an http(s) URL safely: timeouts, a size cap, and a content-type check."""
+"""Fetch an image from an http(s) URL safely: timeouts, a total deadline, a size cap, a content-type check."""
 
+import concurrent.futures
+import threading
 import urllib.parse
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-DEFAULT_TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
+DEFAULT_TIMEOUT = (5.0, 15.0)  # connect, read (seconds): each wait for the server
+DEFAULT_DEADLINE = 30.0  # the whole fetch (seconds): a server dripping bytes restarts the read timeout, not this
 
 
 class FetchError(OSError):
@@ -14,9 +17,31 @@ def is_url(text):
     return urllib.parse.urlsplit(str(text)).scheme in ("http", "https")
 
 
-def fetch_image(url, timeout=DEFAULT_TIMEOUT, max_bytes=DEFAULT_MAX_BYTES):
-    """Bytes of the image at `url`, read in chunks and cut off past `max_bytes`."""
+def fetch_image(url, timeout=DEFAULT_TIMEOUT, max_bytes=DEFAULT_MAX_BYTES, deadline=DEFAULT_DEADLINE):
+    """Bytes of the image at `url`, read in chunks and cut off past `max_bytes` or `deadline` seconds.
+
+    The download runs in a daemon thread so that the deadline holds whatever the server does (one
+    byte every few seconds, in the headers or the body); a fetch given up on stops at its next chunk.
+    """
+    future, cancelled = concurrent.futures.Future(), threading.Event()
+
+    def work():
+        try:
+            future.set_result(_download(url, timeout, max_bytes, cancelled))
+        except BaseException as e:  # handed to the caller
+            future.set_exception(e)
+
+    threading.Thread(target=work, name="fetch", daemon=True).start()
+    try:
+        return future.result(timeout=deadline)
+    except concurrent.futures.TimeoutError:
+        cancelled.set()
+        raise FetchError(f"timed out (over {deadline:g}s in all)") from None
+
+
+def _download(url, timeout, max_bytes, cancelled):
     import requests
+    import urllib3
 
     try:
         with requests.get(url, stream=True, timeout=timeout, headers={"Accept": "image/*"}) as r:
@@ -29,14 +54,17 @@ def fetch_image(url, timeout=DEFAULT_TIMEOUT, max_bytes=DEFAULT_MAX_BYTES):
             if length and length.isdigit() and int(length) > max_bytes:
                 raise FetchError(f"too large ({int(length)} bytes > {max_bytes})")
             chunks, size = [], 0
-            for chunk in r.iter_content(64 * 1024):
+            while not cancelled.is_set():
+                chunk = r.raw.read1(64 * 1024, decode_content=True)  # what has arrived, at most 64 KB
+                if not chunk:
+                    return b"".join(chunks)
                 size += len(chunk)
                 if size > max_bytes:
                     raise FetchError(f"too large (over {max_bytes} bytes)")
                 chunks.append(chunk)
-            return b"".join(chunks)
-    except requests.Timeout:
+            raise FetchError("cancelled")
+    except (requests.Timeout, urllib3.exceptions.TimeoutError):  # the body is read through urllib3
         raise FetchError(f"timed out (connect {timeout[0]}s / read {timeout[1]}s)") from None
-    except requests.RequestException as e:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
         reason = type(e).__name__ if not str(e) else str(e).split(":")[0][:120]
         raise FetchError(f"cannot fetch ({reason})") from None

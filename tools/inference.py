@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from tools.image_io import decode_image, resize_shorter, resize_size
+from tools.image_io import MAX_PIXELS, decode_image, resize_shorter, resize_size
 from tools.preprocess import preprocess_input
 from tools.report import bin_of
 
@@ -96,9 +96,11 @@ class Classifier:
         crops: 1, 5 or 10 deterministic crops per photo, averaged.
         top_k: alternatives listed in each result.
         unsure_threshold: `unsure` is true when the top probability is below it.
+        max_pixels: pixel budget of one photo (tools.image_io.MAX_PIXELS): larger ones raise
+            ImageTooLarge before they are decoded.
     """
 
-    def __init__(self, model_path, crops=5, top_k=5, unsure_threshold=0.5):
+    def __init__(self, model_path, crops=5, top_k=5, unsure_threshold=0.5, max_pixels=MAX_PIXELS):
         if crops not in CROP_CHOICES:
             raise ValueError(f"`crops` must be one of {CROP_CHOICES}. Received: crops={crops!r}")
         if not os.path.isfile(model_path):
@@ -114,6 +116,7 @@ class Classifier:
         self.model_path = model_path
         self.input_size = int(self.model.input_shape[1])
         self.crops, self.top_k, self.unsure_threshold = crops, min(top_k, len(self.labels)), unsure_threshold
+        self.max_pixels = int(max_pixels)
         self.bins = sorted({bin_of(n) for n in self.labels})
         self._bin_index = np.array([self.bins.index(bin_of(n)) for n in self.labels])
         self._lock = threading.Lock()
@@ -132,7 +135,7 @@ class Classifier:
     def prepare(self, data):
         """Image bytes -> (crops, size, size, 3) uint8. Raises ImageDecodeError for bad input."""
         side = resize_size(self.input_size)
-        img = resize_shorter(decode_image(data, min_side=side), side)
+        img = resize_shorter(decode_image(data, min_side=side, max_pixels=self.max_pixels), side)
         return crop_batch(np.asarray(img), self.input_size, self.crops)
 
     def predict_prepared(self, batches):
