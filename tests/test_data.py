@@ -229,3 +229,26 @@ def test_data_flow_prints_counts_and_splits(tiny_data):
     assert len(train.paths) == 36 and len(val.paths) == 12
     assert train.training and not val.training
     assert "48 images in 4 classes" in lines[0] and "可回收物/易拉罐" in lines[0]
+
+
+# ----------------------------------------------------------------- phone formats
+@pytest.mark.parametrize("fmt,ext", [("HEIF", ".heic"), ("AVIF", ".avif")])
+def test_heic_and_avif_photos_decode_like_the_original(fmt, ext, tmp_path):
+    from tools.image_io import is_image_file
+    from tools.sniff import ACCEPTED, sniff
+
+    decode_image(_bytes(Image.new("RGB", (8, 8))))  # the HEIF opener is registered by the decoder
+    photo = make_image(2, np.random.default_rng(0), (320, 240))
+    data = _bytes(photo, fmt, quality=90)
+    kind, accepted = sniff(data)
+    assert accepted and kind == fmt and ACCEPTED[kind] == ext[1:]
+    out = decode_image(data)
+    assert out.mode == "RGB" and out.size == (320, 240)
+    small = lambda img: np.asarray(img.resize((40, 30), Image.Resampling.BOX), np.int16)  # codec noise averaged out
+    assert np.abs(small(out) - small(photo)).mean() < 6
+    make_folder_dataset(str(tmp_path), per_class=2, classes=("cans", "paper"))
+    with open(tmp_path / "cans" / f"phone{ext}", "wb") as f:
+        f.write(data)
+    assert is_image_file(f"x{ext.upper()}")
+    ds = load_dataset(str(tmp_path))
+    assert sum(p.endswith(ext) for p in ds.paths) == 1 and len(ds.paths) == 5

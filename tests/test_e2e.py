@@ -1,11 +1,13 @@
-"""A real server process, a real headless Chromium, concurrent clients, gunicorn, the kiosk camera."""
+"""Real server processes (the dev server and the waitress production line), a real headless Chromium,
+concurrent clients, stalled connections, the kiosk camera."""
 
 import concurrent.futures
 import io
 import json
 import os
-import shutil
+import socket
 import sys
+import threading
 import time
 
 import numpy as np
@@ -22,12 +24,31 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model):
+def server_proc(tiny_model):
+    """python server.py (the dev server); the process, with .url."""
     port = free_port()
     proc = start([sys.executable, "server.py", "--model", tiny_model, "--host", "127.0.0.1", "--port", str(port),
                   "--crops", "5", "--threshold", "0.999"], port)  # an untrained model is never that sure
-    yield f"http://127.0.0.1:{port}"
+    proc.url = f"http://127.0.0.1:{port}"
+    yield proc
     stop(proc)
+
+
+@pytest.fixture(scope="module")
+def server(server_proc):
+    return server_proc.url
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def image_bytes(label, size, seed=0, fmt="JPEG"):
+    """A generated photo, encoded."""
+    buf = io.BytesIO()
+    make_image(label, np.random.default_rng(seed), size).save(buf, fmt)
+    return buf.getvalue()
 
 
 def write_y4m(path, img, frames=10):
@@ -69,10 +90,20 @@ def _labels(tiny_model):
     return json.load(open(os.path.join(os.path.dirname(tiny_model), "labels.json"), encoding="utf-8"))["labels"]
 
 
+def watch_csp(page):
+    """Console messages about Content Security Policy violations (Chromium reports them there)."""
+    violations = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda err: violations.append(str(err)))
+    return violations
+
+
 def test_camera_page_captures_and_shows_the_answer(server, browser, tiny_model):
     os.makedirs(ARTIFACTS, exist_ok=True)
     page = browser.new_page(locale="zh-CN")
-    page.goto(server + "/")
+    violations = watch_csp(page)
+    response = page.goto(server + "/")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]  # the strict policy is on
     page.wait_for_selector("#capture:enabled", timeout=30000)
     page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
     page.click("#capture")
@@ -90,13 +121,16 @@ def test_camera_page_captures_and_shows_the_answer(server, browser, tiny_model):
     assert "Bin" in page.inner_text("#result") and page.inner_text("#capture") == "Capture & classify"
     page.screenshot(path=os.path.join(ARTIFACTS, "camera_page_en.png"), full_page=True)
     page.close()
+    assert violations == []
 
 
 def test_upload_page_shows_the_answer(server, browser, tiny_model, tmp_path):
     photo = tmp_path / "can.jpg"
     make_image(0, np.random.default_rng(8), (500, 400)).save(photo)
     page = browser.new_page(locale="en-US")
-    page.goto(server + "/upload")
+    violations = watch_csp(page)
+    response = page.goto(server + "/upload")
+    assert "img-src 'self' blob:" in response.headers["content-security-policy"]
     assert page.inner_text("#drop label") == "Choose a photo"  # browser language picks the UI language
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#result .card", timeout=60000)
@@ -104,8 +138,10 @@ def test_upload_page_shows_the_answer(server, browser, tiny_model, tmp_path):
     assert any(name.split("/", 1)[1] in text for name in _labels(tiny_model))
     expected = requests.post(server + "/predict", files={"file": photo.read_bytes()}).json()
     assert int(page.get_attribute("#result .card", "data-label")) == expected["label"]
+    page.wait_for_function("document.getElementById('chosen').naturalWidth > 0")  # the blob: preview loaded
     page.screenshot(path=os.path.join(ARTIFACTS, "upload_page.png"), full_page=True)
     page.close()
+    assert violations == []
 
 
 def test_camera_page_without_permission_offers_the_upload(server, playwright):
@@ -123,49 +159,148 @@ def test_camera_page_without_permission_offers_the_upload(server, playwright):
     b.close()
 
 
-def test_concurrent_clients_all_get_the_single_request_answer(server):
+def test_concurrent_clients_all_get_the_single_request_answer(server_proc):
+    server = server_proc.url
     buf = io.BytesIO()
     make_image(3, np.random.default_rng(5), (640, 480)).save(buf, "JPEG", quality=90)
     data = buf.getvalue()
     reference = requests.post(server + "/predict", files={"file": ("p.jpg", data)}).json()
 
-    def client(_):
-        out = []
-        with requests.Session() as s:
-            for _ in range(50):
-                r = s.post(server + "/predict", files={"file": ("p.jpg", data)}, timeout=60)
-                out.append((r.status_code, r.json()))
-        return out
+    def clients(photo, per_client):
+        def client(_):
+            out = []
+            with requests.Session() as s:
+                for _ in range(per_client):
+                    r = s.post(server + "/predict", files={"file": ("p.jpg", photo)}, timeout=60)
+                    out.append((r.status_code, r.json()))
+            return out
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = [a for chunk in pool.map(client, range(8)) for a in chunk]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            return [a for chunk in pool.map(client, range(8)) for a in chunk]
+
+    answers = clients(data, 50)
     assert len(answers) == 400
     assert all(status == 200 for status, _ in answers)
     for _, body in answers:
         assert body["label"] == reference["label"]
         assert abs(body["probability"] - reference["probability"]) < 1e-5
 
+    # Memory: RSS grows while the allocators warm up, then stays flat. 600 small photos bring the
+    # count past 1,000; from there 200 more of the big photo may add at most 10 MB.
+    small = image_bytes(1, (96, 72))
+    assert all(status == 200 for status, _ in clients(small, 75))
+    at_1000 = rss_mb(server_proc.pid)
+    assert all(status == 200 for status, _ in clients(data, 25))
+    at_end = rss_mb(server_proc.pid)
+    print(f"server RSS after 1,001 requests {at_1000:.1f} MB, after 1,201 {at_end:.1f} MB")
+    assert at_end - at_1000 <= 10, (at_1000, at_end)
 
-def test_gunicorn_serves_the_factory(tiny_model):
-    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
-    assert gunicorn, "gunicorn is in requirements.txt"
+
+@pytest.fixture(scope="module")
+def production(tiny_model):
+    """The README's production line, python server.py --production (waitress); the process, with .url."""
     port = free_port()
-    proc = start([gunicorn, "-w", "2", "--threads", "2", "-b", f"127.0.0.1:{port}", "server:create_app()"], port,
-                 env={"GARBAGE_MODEL": tiny_model, "GARBAGE_CROPS": "1"})
+    proc = start([sys.executable, "server.py", "--production", "--model", tiny_model, "--host", "127.0.0.1",
+                  "--port", str(port), "--crops", "1", "--threads", "4", "--timeout", "4"], port)
+    proc.url = f"http://127.0.0.1:{port}"
+    proc.port = port
+    yield proc
+    stop(proc)
+
+
+def raw_exchange(port, data, timeout=10):
+    """Send bytes on a fresh connection; everything the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_production_line_serves_photos_without_versions_or_html(production):
+    from server import SECURITY_HEADERS, SERVER_NAME
+
+    photo = image_bytes(0, (200, 150), fmt="PNG")
+    answers = [requests.post(production.url + "/predict", files={"file": photo}, timeout=60) for _ in range(4)]
+    assert all(r.status_code == 200 for r in answers)
+    assert len({r.json()["label"] for r in answers}) == 1
+    page = requests.get(production.url + "/", timeout=10)
+    for r in (answers[0], page):
+        assert r.headers["Server"] == SERVER_NAME  # waitress's ident, no version
+        assert all(r.headers[name] == value for name, value in SECURITY_HEADERS.items())
+    # what waitress answers itself: plain text (not HTML), no version
+    bad_length = raw_exchange(production.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n")
+    head, _, body = bad_length.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"Content-Type: text/plain" in head, bad_length[:300]
+    assert b"Content-Length is invalid" in body and b"<html" not in body.lower()
+    assert f"Server: {SERVER_NAME}".encode() in head and b"waitress" not in bad_length
+    # a body over the limit (10 MB) is refused from its Content-Length, before a byte of it is read
+    start_time = time.time()
+    too_big = raw_exchange(production.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                           b"Content-Length: %d\r\n\r\n" % (11 * 1024 * 1024))
+    assert too_big.startswith(b"HTTP/1.1 413") and time.time() - start_time < 3
+
+
+def test_production_line_answers_photos_while_50_connections_stall(production):
+    """Clients that send headers and a few body bytes, then stall or trickle, hold no worker thread;
+    a silent connection is closed after --timeout (4 s here); bodies are kept in memory."""
+    port = production.port
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+    stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+    for i, s in enumerate(stalled):
+        s.sendall(head[:40] if i < 10 else head + b"\xff\xd8\xff" + b"x" * 7)  # stall in the headers or the body
+    big = socket.create_connection(("127.0.0.1", port))  # 2 MB of a 3 MB body, then a trickle
+    big.sendall(head.replace(b"100000", b"3000000") + os.urandom(2 * 1024 * 1024))
+    trickling = stalled[25:] + [big]  # these send a byte every half second: never silent for long
+    stop_trickling = threading.Event()
+
+    def trickle():
+        while not stop_trickling.wait(0.5):
+            for s in trickling:
+                s.send(b"x")
+
+    trickler = threading.Thread(target=trickle, daemon=True)
+    trickler.start()
     try:
-        buf = io.BytesIO()
-        make_image(0, np.random.default_rng(0), (200, 150)).save(buf, "PNG")
-        answers = set()
-        for _ in range(6):  # both workers, each loads the model in the background first
-            r = requests.post(f"http://127.0.0.1:{port}/predict", files={"file": buf.getvalue()}, timeout=60)
-            if r.status_code == 503:
-                time.sleep(1)
-                continue
-            assert r.status_code == 200
-            answers.add(r.json()["label"])
-        assert len(answers) == 1
+        time.sleep(0.5)
+        photo = image_bytes(2, (640, 480), seed=3)
+        for _ in range(20):
+            start_time = time.time()
+            r = requests.post(production.url + "/predict", files={"file": photo}, timeout=30)
+            assert r.status_code == 200 and time.time() - start_time < 2, (r.status_code, time.time() - start_time)
+        assert all(is_open(s) for s in trickling)  # they were held open all along
+        fds = f"/proc/{production.pid}/fd"
+        log = os.readlink(f"{fds}/1")  # the server's output goes to a temporary file (tests/servers.py)
+        files = [os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)]
+        assert not [path for path in files if "(deleted)" in path and path != log], files  # no spooled body
     finally:
-        stop(proc)
+        stop_trickling.set()
+        trickler.join()
+    deadline = time.time() + 15  # silent for --timeout, then closed at the next clean-up
+    while time.time() < deadline and any(is_open(s) for s in stalled + [big]):
+        time.sleep(0.25)
+    assert not any(is_open(s) for s in stalled + [big])
+    for s in stalled + [big]:
+        s.close()
+
+
+def is_open(sock):
+    """True while the server keeps this connection open (it has not closed or reset it)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536) != b""  # data (unexpected here) still means open
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+def test_production_line_refuses_tls_options(cli, tiny_model):
+    r = cli("server.py", "--production", "--model", tiny_model, "--cert", "c.pem", "--key", "k.pem")
+    assert r.returncode == 2 and "TLS proxy" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_server_camera_kiosk_mode_with_a_video_source(tiny_model, tmp_path):

@@ -1,10 +1,16 @@
 """The Flask app through its test client: pages, the API, and every kind of bad upload."""
 
+import hashlib
 import io
 import json
 import os
 import re
+import shutil
+import socket
+import ssl
 import struct
+import subprocess
+import threading
 import time
 import zlib
 
@@ -13,7 +19,8 @@ import pytest
 from PIL import Image
 
 from datagen import make_image
-from server import create_app
+from server import SECURITY_HEADERS, SERVER_NAME, create_app, make_dev_server
+from tools.image_io import _register_heif
 
 
 def _wait_ready(app, timeout=120):
@@ -64,10 +71,14 @@ def _post(client, data, name="photo.jpg", field="file"):
     return client.post("/predict", data={field: (io.BytesIO(data), name)}, content_type="multipart/form-data")
 
 
-def test_healthz_reports_the_model(client):
+def test_healthz_reports_the_model_by_name_and_hash_not_its_path(client, tiny_model):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json["status"] == "ok" and r.json["classes"] == 4 and r.json["model"].endswith("best.h5")
+    assert r.json["status"] == "ok" and r.json["classes"] == 4
+    assert r.json["model"] == "best.h5"  # never the absolute path
+    with open(tiny_model, "rb") as f:
+        assert r.json["model_sha256"] == hashlib.sha256(f.read()).hexdigest()
+    assert os.path.dirname(tiny_model) not in r.get_data(as_text=True)
 
 
 def test_healthz_is_503_until_a_model_is_loaded(tmp_path):
@@ -75,6 +86,7 @@ def test_healthz_is_503_until_a_model_is_loaded(tmp_path):
     _wait_ready(app)
     r = app.test_client().get("/healthz")
     assert r.status_code == 503 and "no model" in r.json["error"]
+    assert r.json["model"] == "missing.h5" and str(tmp_path) not in r.get_data(as_text=True)
     assert app.test_client().post("/predict", data=_img()).status_code == 503
 
 
@@ -82,13 +94,22 @@ def test_healthz_is_503_until_a_model_is_loaded(tmp_path):
     (lambda: _img(), "a.jpg"), (lambda: _img("L"), "gray.jpg"), (lambda: _img("CMYK"), "cmyk.jpg"),
     (lambda: _img("RGBA", "PNG"), "rgba.png"), (lambda: _img("I;16", "PNG"), "deep.png"),
     (_animated_gif, "anim.gif"), (lambda: _img(fmt="WEBP"), "x.webp"), (lambda: _img(), "no_extension"),
-], ids=["jpeg", "gray", "cmyk", "rgba", "png16", "animated-gif", "webp", "jpeg-without-extension"])
+    (lambda: _register_heif() and _img(fmt="HEIF"), "IMG_0001.HEIC"), (lambda: _img(fmt="AVIF"), "x.avif"),
+], ids=["jpeg", "gray", "cmyk", "rgba", "png16", "animated-gif", "webp", "jpeg-without-extension", "heic", "avif"])
 def test_predict_accepts_every_kind_of_photo(client, make, name):
     r = _post(client, make(), name)
     assert r.status_code == 200, r.json
     body = r.json
     assert {"label", "name", "category", "probability", "top_k", "bins", "unsure", "time_ms"} <= set(body)
     assert body["name"].split("/")[0] == body["category"] and 0 <= body["probability"] <= 1
+
+
+def test_pixel_budget_is_a_setting(tiny_model):
+    app = create_app({"MODEL": tiny_model, "CROPS": 1, "TESTING": True, "MAX_PIXELS": 10_000})
+    assert _wait_ready(app).ready.is_set()
+    r = _post(app.test_client(), _img(fmt="PNG", size=(120, 90)), "a.png")
+    assert r.status_code == 413 and r.json["error"] == "image too large: 120x90 is 0.0 megapixels, the limit is 0.01"
+    assert _post(app.test_client(), _img(fmt="PNG", size=(100, 90)), "a.png").status_code == 200
 
 
 def test_raw_image_body_gives_the_same_answer_as_multipart(client):
@@ -101,7 +122,7 @@ def test_raw_image_body_gives_the_same_answer_as_multipart(client):
 
 @pytest.mark.parametrize("kind,status,message", [
     ("nothing", 400, "no image"), ("wrong-field", 400, "no image"), ("zero-bytes", 400, "empty"),
-    ("text-as-jpg", 400, "not an image"), ("truncated", 400, "truncated"), ("bomb", 400, "too large"),
+    ("text-as-jpg", 400, "not an image"), ("truncated", 400, "truncated"), ("bomb", 413, "too large"),
     ("pdf", 415, "unsupported image type PDF"), ("svg", 415, "SVG"), ("text-body", 415, "Content-Type"),
     ("over-limit", 413, "too large"),
 ])
@@ -150,6 +171,9 @@ def test_pages_have_the_controls_and_no_outside_links(client):
     for text in texts:  # works with no internet: nothing loaded from elsewhere
         assert not re.search(r"""(src|href)\s*=\s*["']https?://""", text)
         assert "cdn" not in text.lower()
+    for html in texts[:2]:  # the CSP allows only the app's own files: no inline script, style or handler
+        assert all(re.search(r"\bsrc=", tag) for tag in re.findall(r"<script[^>]*>", html))
+        assert "<style" not in html and not re.search(r"\sstyle=", html) and not re.search(r"\son[a-z]+=", html)
 
 
 def test_unknown_routes_answer_json(client):
@@ -195,3 +219,181 @@ def _img_bytes(img):
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=95)
     return buf.getvalue()
+
+
+# --- multipart: say what was wrong, and take the photo whatever its filename ---------------------
+
+def _multipart(parts, boundary=b"b0undary"):
+    """A multipart/form-data body written by hand: parts are (raw Content-Disposition value, bytes)."""
+    body = b"".join(b"--" + boundary + b"\r\nContent-Disposition: " + disposition
+                    + b"\r\nContent-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+                    for disposition, data in parts)
+    return body + b"--" + boundary + b"--\r\n", "multipart/form-data; boundary=" + boundary.decode()
+
+
+@pytest.mark.parametrize("disposition", [
+    b'form-data; name="file"; filename="caf\xe9.jpg"',      # Latin-1 byte: Werkzeug dropped the whole form
+    b'form-data; name="file"; filename="\xff\xfe.jpg"',
+    b'form-data; name="file"; filename="a\r\nb.jpg"',       # Werkzeug cut the header: the photo became text
+    b'form-data; name="file"; filename="a\rb.jpg"',
+    b'form-data; name="file"; filename="a\nb.jpg"',
+    b'form-data; name="file"; filename="a\r\nContent-Type: text/html\r\nX: \xe9.jpg"',
+    b'form-data; name="file"',                                # no filename at all (curl -F file=<photo.jpg)
+    b'form-data; name="file"; filename="\xe5\x9b\xbe\xe7\x89\x87.jpg"',  # UTF-8 图片.jpg, fine before too
+], ids=["latin1", "invalid-utf8", "crlf", "cr", "lf", "crlf-fake-header", "no-filename", "utf8"])
+def test_the_photo_is_accepted_whatever_its_filename(client, disposition):
+    photo = _img(size=(160, 120))
+    expected = _post(client, photo).json
+    body, ctype = _multipart([(disposition, photo)])
+    r = client.post("/predict", data=body, content_type=ctype)
+    assert r.status_code == 200, r.json
+    assert r.json["label"] == expected["label"] and r.json["probability"] == expected["probability"]
+
+
+def test_a_large_photo_with_a_crlf_filename_is_not_taken_for_a_text_field(client):
+    """Werkzeug made it a text field, then refused it as over 500 KB: 'file too large'."""
+    noisy = Image.fromarray(np.random.default_rng(1).integers(0, 255, (700, 700, 3), dtype=np.uint8))
+    photo = _img_bytes(noisy)
+    assert 500_000 < len(photo) < 2 * 1024 * 1024
+    body, ctype = _multipart([(b'form-data; name="file"; filename="a\r\nb.jpg"', photo)])
+    r = client.post("/predict", data=body, content_type=ctype)
+    assert r.status_code == 200, r.json
+
+
+def test_other_form_fields_beside_the_photo_are_fine(client):
+    photo = _img()
+    expected = _post(client, photo).json["probability"]
+    body, ctype = _multipart([(b'form-data; name="note"', b"from the kitchen"),
+                              (b'form-data; name="file"; filename="p.jpg"', photo),
+                              (b'form-data; name="file"; filename="second.jpg"', b"not the photo"),
+                              (b'form-data; name="thumb"; filename="t.bin"', os.urandom(700_000))])
+    r = client.post("/predict", data=body, content_type=ctype)
+    assert r.status_code == 200 and r.json["probability"] == expected
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("big-text-field", "form field 'note' is too large: text fields may have 500 KB"),
+    ("1001-fields", "too many form fields: the limit is 1000 parts"),
+    ("no-boundary", "no boundary"),
+    ("cut-off", "malformed multipart body"),
+])
+def test_multipart_problems_say_what_was_wrong(client, kind, message):
+    photo = (b'form-data; name="file"; filename="p.jpg"', _img())
+    if kind == "big-text-field":  # under the 2 MB body limit of this app: not 'file too large'
+        body, ctype = _multipart([(b'form-data; name="note"', b"x" * 600_000), photo])
+    elif kind == "1001-fields":
+        body, ctype = _multipart([(b'form-data; name="f%d"' % i, b"1") for i in range(1001)] + [photo])
+    elif kind == "no-boundary":
+        body, ctype = _multipart([photo])[0], "multipart/form-data"
+    else:
+        body, ctype = _multipart([photo])
+        body = body[:len(body) // 2]
+    r = client.post("/predict", data=body, content_type=ctype)
+    assert r.status_code == (413 if kind in ("big-text-field", "1001-fields") else 400), r.json
+    assert message in r.json["error"] and "file too large" not in r.json["error"]
+
+
+# --- headers --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,path", [("get", "/"), ("get", "/upload"), ("get", "/static/app.js"),
+                                         ("get", "/healthz"), ("get", "/labels"), ("get", "/nope"),
+                                         ("post", "/predict")])
+def test_every_response_has_the_security_headers(client, method, path):
+    r = getattr(client, method)(path)
+    for name, value in SECURITY_HEADERS.items():
+        assert r.headers.get(name) == value, (name, r.headers)
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# --- the dev server (python server.py): timeouts, Server header, TLS --------------------------------
+
+@pytest.fixture
+def dev_server(app):
+    """Werkzeug's server as python server.py builds it, with a 1.5 s read timeout; yields its port."""
+    server = make_dev_server(app, "127.0.0.1", 0, timeout=1.5)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _read_all(sock, deadline):
+    """Everything the server sends until it closes the connection (or the deadline passes)."""
+    out = b""
+    sock.settimeout(0.2)
+    while time.time() < deadline:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            return out, True
+        out += data
+    return out, False
+
+
+def test_dev_server_answers_a_stalled_upload_with_408(dev_server):
+    with socket.create_connection(("127.0.0.1", dev_server.port)) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+                  + _img()[:1000])
+        start = time.time()
+        answer, closed = _read_all(s, start + 10)
+    assert closed and time.time() - start < 5
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert "upload stalled" in json.loads(body)["error"]
+
+
+def test_dev_server_closes_connections_that_stall_or_linger(dev_server):
+    port = dev_server.port
+    stalled_headers = socket.create_connection(("127.0.0.1", port))
+    stalled_headers.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    # a keep-alive client that sends its next request on the heels of the answer and keeps the socket
+    # open: Werkzeug's read of those leftover bytes waited for 10 MB or the end, holding the thread
+    lingering = socket.create_connection(("127.0.0.1", port))
+    lingering.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert lingering.recv(100).startswith(b"HTTP/1.1 200")
+    lingering.sendall(b"GET /healthz HTTP/1.1\r\n")
+    start = time.time()
+    for s in (stalled_headers, lingering):
+        _, closed = _read_all(s, start + 10)
+        s.close()
+        assert closed
+    assert time.time() - start < 6
+
+
+def test_dev_server_names_no_versions(dev_server):
+    with socket.create_connection(("127.0.0.1", dev_server.port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer, _ = _read_all(s, time.time() + 10)
+    head = answer.partition(b"\r\n\r\n")[0].decode()
+    assert f"\r\nServer: {SERVER_NAME}\r\n" in head
+    assert "Werkzeug" not in head and "Python" not in head
+
+
+def test_https_dev_server_is_not_stopped_by_a_silent_client(app, tmp_path):
+    """Werkzeug ran each TLS handshake in its accept loop: one silent client stopped the server."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    server = make_dev_server(app, "127.0.0.1", 0, timeout=2, cert=str(cert), key=str(key))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    silent = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        time.sleep(0.2)
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+                context.wrap_socket(raw) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+        _, closed = _read_all(silent, time.time() + 6)  # and the silent one is dropped after the timeout
+        assert closed
+    finally:
+        silent.close()
+        server.shutdown()
+        server.server_close()

@@ -9,19 +9,21 @@ One decoder for training, prediction and serving, so all three see the same pixe
   resize work on a small image: a 12 MP phone photo decodes several times faster and memory stays
   near one copy of the decoded image;
 - EXIF orientation is applied (phones store portrait photos sideways);
-- every mode becomes RGB: L, LA, P, RGBA (composited on white), CMYK, 16-bit and float images.
+- every mode becomes RGB: L, LA, P, RGBA (composited on white), CMYK, 16-bit and float images;
+- HEIC/HEIF photos (iPhones, many Android phones) open through pillow-heif, registered with Pillow
+  on first use; AVIF through Pillow's own plugin.
 """
 
+import functools
 import io
 import os
-
 import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 #: Extensions treated as images when scanning folders.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 
 #: Most pixels decoded for one image (after JPEG draft scaling): 40 Mpx is 160 MB as RGBA, and
 #: above any phone camera's JPEG once drafted. Images over it are refused with ImageTooLarge.
@@ -47,6 +49,17 @@ class ImageDecodeError(ValueError):
 
 class ImageTooLarge(ImageDecodeError):
     """The image would take more memory to decode or resize than the pixel budget allows."""
+
+
+@functools.cache
+def _register_heif():
+    """Teach Pillow HEIC/HEIF, once; False when pillow-heif is not installed."""
+    try:
+        import pillow_heif  # optional at import time: 0.1 s and a native library, only when decoding
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def is_image_file(path):
@@ -133,6 +146,7 @@ def decode_image(source, min_side=None, max_pixels=MAX_PIXELS):
         if len(source) == 0:
             raise ImageDecodeError("empty file")
         source = io.BytesIO(source)
+    _register_heif()
     try:
         with Image.open(source) as img:
             if min_side and img.format == "JPEG":
