@@ -34,15 +34,20 @@ def test_folder_recursive_json_and_csv(cli, tiny_model, tmp_path):
     folder = tmp_path / "photos"
     _photos(str(folder), 3)
     _photos(str(folder / "sub"), 2)
+    from tools.image_io import _register_heif
+
+    _register_heif()  # an iPhone photo among them
+    make_image(1, np.random.default_rng(9), (160, 120)).save(folder / "sub" / "IMG_0001.HEIC", "HEIF")
     (folder / "notes.txt").write_text("not a photo")
     out_csv = tmp_path / "out.csv"
     r = cli("predict.py", folder, "--model", tiny_model, "--json", "--csv", out_csv, "--batch_size", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
-    assert len(rows) == 5 and all("label" in row and "bins" in row for row in rows)
+    assert len(rows) == 6 and all("label" in row and "bins" in row for row in rows)
+    assert any(row["input"].endswith("IMG_0001.HEIC") for row in rows)
     assert any(os.sep + "sub" + os.sep in row["input"] for row in rows)
     table = list(csv.DictReader(open(out_csv, encoding="utf-8")))
-    assert len(table) == 5 and all(row["name"] and not row["error"] for row in table)
+    assert len(table) == 6 and all(row["name"] and not row["error"] for row in table)
 
 
 def test_same_answer_for_a_url_and_the_file(cli, tiny_model, tmp_path, http_dir):
