@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tools.dataset import RULE_FILE_NAME, DataError, find_rule_file, load_dataset, stratified_split
+from tools.quiet import import_keras_quietly
 
 
 def get_args_parser():
@@ -45,6 +46,7 @@ def run_download(args):
     from tools.data_check import HUAWEI_URL, DownloadError, download
 
     url = args.url or HUAWEI_URL
+    import_keras_quietly()  # the download goes through keras.utils.get_file
     try:
         folder, placed = download(url, args.dest, file_hash=args.sha256)
     except DownloadError as e:

@@ -5,9 +5,10 @@ const TEXT = {
   zh: {
     title: "垃圾分类", nav_camera: "拍照识别", nav_upload: "上传图片", capture: "拍照识别", switch: "切换摄像头",
     starting: "正在打开摄像头…", ready: "对准物品，按“拍照识别”", working: "识别中…",
-    drop_here: "把图片拖到这里，或", choose: "选择图片", use_upload: "改为上传图片",
+    drop_here: "把图片拖到这里，或", choose: "选择图片", take_photo: "拍照", use_upload: "改为上传图片",
+    use_upload_camera: "打开上传页面，用手机相机拍照",
     bin: "投放到", probability: "可能性", unsure: "不太确定，也可能是：", top: "前五名",
-    insecure: "浏览器只允许在 https 或 localhost 页面使用摄像头。请用 https 打开本页（见 README：--cert/--key 或反向代理），或改为上传图片。",
+    insecure: "这个地址不是 https，浏览器不允许网页在这里使用摄像头（只有 https 或 localhost 可以）。上传页面可以直接打开手机相机拍照。要在本页用摄像头，请用 https 打开（见 README）。",
     denied: "摄像头权限被拒绝。请在浏览器设置里允许使用摄像头后刷新，或改为上传图片。",
     nocamera: "没有找到摄像头。可以改为上传图片。",
     camerafail: "无法打开摄像头：", failed: "识别失败：", lang: "EN",
@@ -15,9 +16,10 @@ const TEXT = {
   en: {
     title: "Garbage sorting", nav_camera: "Camera", nav_upload: "Upload", capture: "Capture & classify", switch: "Switch camera",
     starting: "Opening the camera…", ready: "Point at the item and press “Capture & classify”", working: "Classifying…",
-    drop_here: "Drop a photo here, or", choose: "Choose a photo", use_upload: "Upload a photo instead",
+    drop_here: "Drop a photo here, or", choose: "Choose a photo", take_photo: "Take a photo", use_upload: "Upload a photo instead",
+    use_upload_camera: "Open the upload page and take a photo with the phone camera",
     bin: "Bin", probability: "probability", unsure: "Not sure — it may also be:", top: "Top 5",
-    insecure: "Browsers allow the camera only on https or localhost pages. Open this page over https (README: --cert/--key or a reverse proxy), or upload a photo instead.",
+    insecure: "This address is not https, and browsers allow a web page to use the camera only on https or localhost. The upload page can open the phone camera directly. To use the camera on this page, open it over https (see the README).",
     denied: "Camera permission was denied. Allow the camera in the browser settings and reload, or upload a photo instead.",
     nocamera: "No camera was found. You can upload a photo instead.",
     camerafail: "Cannot open the camera: ", failed: "Classification failed: ", lang: "中文",
@@ -87,10 +89,16 @@ function showError(message) {
   box.replaceChildren(el("p", { class: "error" }, t("failed") + message));
 }
 
+function showWorking() {
+  lastResult = null;
+  document.getElementById("result").replaceChildren(el("p", { class: "status" }, t("working")));
+}
+
+// Post a photo (already shrunk: see shrink.js) and show the answer.
 async function classify(blob, filename) {
   const form = new FormData();
   form.append("file", blob, filename || "photo.jpg");
-  document.getElementById("result").replaceChildren(el("p", { class: "status" }, t("working")));
+  showWorking();
   try {
     const response = await fetch("/predict", { method: "POST", body: form });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));

@@ -1,4 +1,7 @@
-// Camera page: live preview with getUserMedia, capture a frame to a canvas, post it as JPEG.
+// Camera page: live preview with getUserMedia, capture a frame to a canvas (at most 1280 px, see
+// shrink.js), post it as JPEG. Browsers allow the camera only on secure origins (https, localhost):
+// on a phone that opened http://<laptop>:10086/ the page says so and links to the upload page,
+// whose file input opens the phone camera without https.
 "use strict";
 
 const video = document.getElementById("preview");
@@ -11,11 +14,14 @@ let facing = "environment";
 function problem(key, detail) {
   statusLine.hidden = true;
   captureButton.disabled = true;
+  document.getElementById("camera-box").classList.add("no-camera");  // no empty black preview
   document.getElementById("fallback").hidden = false;
+  if (key === "insecure") document.getElementById("to-upload").dataset.i18n = "use_upload_camera";
   const p = document.getElementById("camera-problem");
   p.dataset.i18n = key;
   p.textContent = t(key) + (detail || "");
   if (detail) delete p.dataset.i18n;
+  applyLanguage();
 }
 
 async function start() {
@@ -29,7 +35,7 @@ async function start() {
   } catch (err) {
     if (err.name === "NotAllowedError" || err.name === "SecurityError") problem("denied");
     else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") problem("nocamera");
-    else problem("camerafail", `${t("camerafail")}${err.name}: ${err.message}`);
+    else problem("camerafail", `${err.name}: ${err.message}`);
     return;
   }
   video.srcObject = stream;
@@ -41,16 +47,13 @@ async function start() {
   switchButton.hidden = devices.filter((d) => d.kind === "videoinput").length < 2;
 }
 
-captureButton.addEventListener("click", () => {
-  const canvas = document.getElementById("snapshot");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  canvas.getContext("2d").drawImage(video, 0, 0);
+captureButton.addEventListener("click", async () => {
   captureButton.disabled = true;
-  canvas.toBlob(async (blob) => {
-    await classify(blob, "snapshot.jpg");
-    captureButton.disabled = false;
-  }, "image/jpeg", 0.9);
+  const canvas = document.getElementById("snapshot");
+  const blob = await drawAsJpeg(video, video.videoWidth, video.videoHeight, canvas);
+  if (blob) await classify(blob, "snapshot.jpg");
+  else showError("canvas.toBlob");
+  captureButton.disabled = false;
 });
 
 switchButton.addEventListener("click", () => {

@@ -60,3 +60,13 @@ def test_export_errors_are_one_line(cli, tmp_path, tiny_model):
     shutil.copy(tiny_model, bare / "best.h5")  # no labels.json beside it
     r = cli("-m", "tools.export", "--model", bare / "best.h5", "--format", "tflite", "--out", tmp_path / "o")
     assert r.returncode == 2 and "labels.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_onnx_without_the_export_packages_names_the_file_to_install(tiny_model, tmp_path, monkeypatch, capsys):
+    from tools import export
+
+    monkeypatch.setitem(__import__("sys").modules, "tf2onnx", None)  # as in a lean install
+    assert export.main(["--model", tiny_model, "--format", "onnx", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --format onnx needs tf2onnx: pip install -r requirements-export.txt"
+    assert not (tmp_path / "x").exists()

@@ -1,4 +1,4 @@
-"""requirements.txt and environment.yml must install the same thing."""
+"""What each requirements file installs: a lean runtime, export and dev extras; environment.yml alike."""
 
 import os
 import re
@@ -24,6 +24,43 @@ def test_environment_yml_names_the_same_packages_as_requirements():
     env = _specs(pip_part)
     assert len(req) >= 10
     assert env == req
+
+
+def _read(name):
+    return open(os.path.join(ROOT, name)).read().splitlines()
+
+
+def test_runtime_requirements_are_lean_and_the_extras_stand_beside_them():
+    runtime = _specs(_read("requirements.txt"))
+    for extra in ("pytest", "playwright", "tf2onnx", "onnxruntime", "ai-edge-litert", "jax"):
+        assert extra not in runtime, f"{extra} is not needed to train, predict or serve"
+    assert {"tensorflow", "keras", "pillow", "pillow-heif", "flask", "waitress"} <= set(runtime)
+    assert set(_specs(_read("requirements-export.txt"))) == {"tf2onnx", "onnxruntime", "ai-edge-litert"}
+    dev = _read("requirements-dev.txt")
+    assert "-r requirements.txt" in dev and "-r requirements-export.txt" in dev
+    assert {"pytest", "playwright", "jax"} <= set(_specs(dev))
+    assert "pip install -q -r requirements-dev.txt" in open(os.path.join(ROOT, ".ci", "run")).read()
+
+
+def test_entry_points_run_without_the_dev_and_export_packages(cli, tiny_model, tiny_data, tmp_path):
+    """What a lean install lacks is made unimportable: train.py, predict.py and server.py still work."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    for name in ("pytest", "playwright", "tf2onnx", "onnxruntime", "ai_edge_litert", "jax"):
+        (blocker / f"{name}.py").write_text(f'raise ImportError("{name} is not in requirements.txt")\n')
+    env = {"PYTHONPATH": str(blocker)}
+    out = tmp_path / "out"
+    r = cli("train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "1", "--output_dir", out,
+            "--input_size", "32", "--batch_size", "16", env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    r = cli("predict.py", os.path.join(tiny_data, "img_0.jpg"), "--model", out / "best.h5", "--json", env=env)
+    assert r.returncode == 0 and '"label"' in r.stdout, r.stderr[-2000:]
+    r = cli("-c", "import server, sys; app = server.create_app({'MODEL': sys.argv[1], 'CROPS': 1}); "
+                  "h = app.extensions['garbage_model']; h.ready.wait(120); "
+                  "print(app.test_client().post('/predict', data=open(sys.argv[2], 'rb').read(), "
+                  "content_type='image/jpeg').json['label'])", tiny_model, os.path.join(tiny_data, "img_0.jpg"),
+            env=env)
+    assert r.returncode == 0 and r.stdout.strip().isdigit(), r.stderr[-2000:]
 
 
 def test_rule_file_holds_the_40_huawei_classes():

@@ -21,6 +21,8 @@ import tempfile
 
 import numpy as np
 
+from tools.quiet import import_keras_quietly
+
 FORMATS = ("savedmodel", "tflite", "onnx")
 
 
@@ -144,6 +146,23 @@ def write_contract(model_path, out, input_size, artifact, fmt):
         json.dump(contract, f, ensure_ascii=False, indent=1)
 
 
+#: What each format needs beyond requirements.txt (requirements-export.txt installs them).
+EXPORT_PACKAGES = {"onnx": ("tf2onnx", "onnxruntime")}
+
+
+def missing_packages(fmt):
+    """The optional packages --format `fmt` needs that cannot be imported here."""
+    import importlib
+
+    missing = []
+    for name in EXPORT_PACKAGES.get(fmt, ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="output/best.h5", help="model from train.py (default: %(default)s)")
@@ -153,13 +172,18 @@ def main(argv=None):
     p.add_argument("--int8", action="store_true", help="tflite: full-integer weights, calibrated on --data_dir")
     p.add_argument("--data_dir", help="training folder for --int8 calibration")
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.int8 and args.format != "tflite":
         print("error: --int8 applies to --format tflite only", file=sys.stderr)
         return 2
     if not os.path.isfile(args.model):
         print(f"error: no model at {args.model}", file=sys.stderr)
         return 2
+    missing = missing_packages(args.format)
+    if missing:
+        print(f"error: --format {args.format} needs {' and '.join(missing)}: "
+              f"pip install -r requirements-export.txt", file=sys.stderr)
+        return 2
+    import_keras_quietly()
     from tools.inference import ModelFilesError, load_labels
     from tools.model_io import load_model
 
