@@ -4,6 +4,10 @@
     python predict.py photos/ --csv results.csv
     python predict.py https://example.com/can.jpg --json
     python predict.py                       # asks 请输入图片的绝对路径或 URL: until EOF (Ctrl-D)
+    python predict.py photo.jpg --model https://example.com/models/v3/best.h5 --model_sha256 HEX
+
+--model also takes the URL of a published best.h5 (or .tflite) with labels.json beside it: both are
+fetched once into the Keras cache (tools/model_source.py) and used from there, offline too.
 
 Each photo is judged on deterministic crops (--crops 1/5/10) in one batched model call. A failed
 input prints one line naming it and the reason; the others still run; the exit code is 1 if any
@@ -26,7 +30,12 @@ PROMPT = "请输入图片的绝对路径或 URL: "
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", help="image files, folders or http(s) URLs")
-    p.add_argument("--model", default="output/best.h5", help="model written by train.py (default: %(default)s)")
+    p.add_argument("--model", default="output/best.h5",
+                   help="model written by train.py, or the http(s) URL of a published one with labels.json beside "
+                        "it, fetched into the Keras cache (default: %(default)s)")
+    p.add_argument("--model_sha256", metavar="HEX",
+                   help="sha256 the model file must have (sha256sum best.h5); a URL's download that differs is "
+                        "refused and not cached")
     p.add_argument("--crops", type=int, choices=(1, 5, 10), default=5,
                    help="centre / +4 corners / +mirrors, averaged (default: %(default)s)")
     p.add_argument("--top_k", type=int, default=5, help="alternatives shown (default: %(default)s)")
@@ -136,6 +145,7 @@ def run(clf, items, args, writer=None):
 
 def main(args):
     from tools.inference import Classifier, ModelFilesError
+    from tools.model_source import resolve_model
 
     if args.top_k < 1 or args.batch_size < 1:
         print("error: --top_k and --batch_size must be >= 1", file=sys.stderr)
@@ -144,8 +154,8 @@ def main(args):
         print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
         return 2
     try:
-        clf = Classifier(args.model, crops=args.crops, top_k=args.top_k, unsure_threshold=args.threshold,
-                         max_pixels=int(args.max_mpx * 1e6))
+        clf = Classifier(resolve_model(args.model, args.model_sha256), crops=args.crops, top_k=args.top_k,
+                         unsure_threshold=args.threshold, max_pixels=int(args.max_mpx * 1e6))
     except ModelFilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
     python server.py                              # http://localhost:10086 (Werkzeug's threaded server)
     python server.py --model output/best.h5 --host 0.0.0.0 --port 10086 --cert cert.pem --key key.pem
     python server.py --production --threads 8     # waitress: the way to serve it for real (Linux, macOS, Windows)
+    python server.py --model https://example.com/models/v3/best.h5 --model_sha256 HEX   # a published model
 
 By default the server listens on 0.0.0.0, i.e. every network interface: phones on the same network
 can open the page (that is the point), and so can anyone else on that network. --host 127.0.0.1
@@ -14,15 +15,16 @@ connection that sends nothing for --timeout seconds (headers, body, idle keep-al
 no TLS: put a TLS proxy (Caddy, nginx) in front, or use the dev server's --cert/--key.
 
 The model is loaded in the background when the app is created and warmed up before it answers;
-/healthz says 503 until then. Photos arriving together are judged in one model call. Uploads are
-not written to disk unless --save_uploads DIR is given (then under generated names).
+/healthz says 503 until then. A --model URL (labels.json beside it) is fetched into the Keras cache
+in that background load (tools/model_source.py); a cached copy is used offline. Photos arriving
+together are judged in one model call. Uploads are not written to disk unless --save_uploads DIR is
+given (then under generated names).
 create_app() also reads its settings from the environment, for any WSGI server: GARBAGE_MODEL,
-GARBAGE_CROPS, GARBAGE_SAVE_UPLOADS, ...
+GARBAGE_MODEL_SHA256, GARBAGE_CROPS, GARBAGE_SAVE_UPLOADS, ...
 """
 
 import argparse
 import datetime
-import hashlib
 import io
 import json
 import os
@@ -39,10 +41,12 @@ from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, N
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tools.image_io import MAX_PIXELS, ImageDecodeError, ImageTooLarge
+from tools.model_source import file_sha256, is_model_url, model_file_name, resolve_model
 from tools.sniff import ACCEPTED, ACCEPTED_NAMES, sniff
 
 DEFAULTS = {
     "MODEL": "output/best.h5",
+    "MODEL_SHA256": None,
     "CROPS": 5,
     "TOP_K": 5,
     "UNSURE_THRESHOLD": 0.5,
@@ -94,24 +98,28 @@ def _from_env():
 
 
 class ModelHolder:
-    """Loads the classifier in a background thread; `ready`, `error` and `batcher` tell the routes."""
+    """Loads the classifier in a background thread (fetching a URL model first); `ready`, `error` and
+    `batcher` tell the routes. `error` names the model by file name only; `detail` is the whole message
+    (URL, cache path) for the operator's console."""
 
     def __init__(self, config):
         self.config = config
         self.ready = threading.Event()
-        self.error = None
+        self.error = self.detail = None
         self.classifier = self.batcher = None
         self.sha256 = None
         threading.Thread(target=self._load, name="model-loader", daemon=True).start()
 
     def _load(self):
+        path = None
         try:
             from tools.batcher import MicroBatcher
             from tools.inference import Classifier
 
-            if os.path.isfile(self.config["MODEL"]):
-                self.sha256 = file_sha256(self.config["MODEL"])
-            self.classifier = Classifier(self.config["MODEL"], crops=int(self.config["CROPS"]),
+            path = resolve_model(self.config["MODEL"], self.config.get("MODEL_SHA256"))
+            if os.path.isfile(path):
+                self.sha256 = file_sha256(path)
+            self.classifier = Classifier(path, crops=int(self.config["CROPS"]),
                                          top_k=int(self.config["TOP_K"]),
                                          unsure_threshold=float(self.config["UNSURE_THRESHOLD"]),
                                          max_pixels=int(self.config["MAX_PIXELS"]))
@@ -119,21 +127,19 @@ class ModelHolder:
                                         float(self.config["BATCH_WAIT_MS"]))
             self.ready.set()
         except Exception as e:  # reported by /healthz and /predict, the server keeps answering
-            # the model's file name only: clients are not told where it lives on the server
-            message = str(e).replace(os.path.abspath(self.config["MODEL"]), self.model_name)
-            self.error = message.replace(self.config["MODEL"], self.model_name)
+            self.detail = str(e)
+            # the model's file name only: clients are not told where it lives on the server, nor its URL
+            cached = getattr(e, "cache_path", None)
+            hidden = {self.config["MODEL"], os.path.abspath(self.config["MODEL"]), path and os.path.abspath(path),
+                      cached, cached and os.path.abspath(cached), cached and os.path.dirname(os.path.abspath(cached))}
+            message = self.detail
+            for text in sorted(filter(None, hidden), key=len, reverse=True):
+                message = message.replace(text, self.model_name)
+            self.error = message
 
     @property
     def model_name(self):
-        return os.path.basename(self.config["MODEL"])
-
-
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return model_file_name(self.config["MODEL"])
 
 
 _QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -390,7 +396,12 @@ def make_production_server(app, host, port, threads=8, timeout=READ_TIMEOUT):
 
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=DEFAULTS["MODEL"], help="model from train.py, labels.json beside it (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULTS["MODEL"],
+                   help="model from train.py, labels.json beside it, or the http(s) URL of a published one, fetched "
+                        "into the Keras cache (default: %(default)s)")
+    p.add_argument("--model_sha256", metavar="HEX",
+                   help="sha256 the model file must have (sha256sum best.h5); a URL's download that differs is "
+                        "refused and not cached")
     p.add_argument("--host", default="0.0.0.0",
                    help="address to listen on (default: %(default)s, every network interface: phones on your network "
                         "can open the page, and so can anyone else on it; --host 127.0.0.1 keeps it to this computer)")
@@ -440,12 +451,13 @@ def main(args):
     if args.timeout <= 0 or args.threads < 1:
         print("error: --timeout must be above 0 and --threads at least 1", file=sys.stderr)
         return 2
-    config = {"MODEL": args.model, "CROPS": args.crops, "UNSURE_THRESHOLD": args.threshold,
+    config = {"MODEL": args.model, "MODEL_SHA256": args.model_sha256, "CROPS": args.crops,
+              "UNSURE_THRESHOLD": args.threshold,
               "MAX_CONTENT_LENGTH": int(args.max_mb * 1024 * 1024), "MAX_PIXELS": int(args.max_mpx * 1e6),
               "BATCH_MAX": args.batch_max,
               "BATCH_WAIT_MS": args.batch_wait_ms, "SAVE_UPLOADS": args.save_uploads,
               "SERVER_CAMERA": args.server_camera}
-    if not os.path.isfile(args.model):
+    if not is_model_url(args.model) and not os.path.isfile(args.model):
         print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
         return 2
     try:
@@ -457,7 +469,7 @@ def main(args):
     while not holder.ready.is_set() and holder.error is None:
         time.sleep(0.05)
     if holder.error:
-        print(f"error: {holder.error}", file=sys.stderr)
+        print(f"error: {holder.detail}", file=sys.stderr)
         return 2
     if args.production:
         server = make_production_server(app, args.host, args.port, args.threads, args.timeout)
