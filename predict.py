@@ -23,6 +23,7 @@ import sys
 
 from tools.fetch import DEFAULT_DEADLINE
 from tools.image_io import MAX_PIXELS
+from tools.quiet import import_keras_quietly
 
 PROMPT = "请输入图片的绝对路径或 URL: "
 
@@ -153,6 +154,7 @@ def main(args):
     if args.timeout <= 0 or args.max_mb <= 0 or args.max_mpx <= 0:
         print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
         return 2
+    import_keras_quietly()
     try:
         clf = Classifier(resolve_model(args.model, args.model_sha256), crops=args.crops, top_k=args.top_k,
                          unsure_threshold=args.threshold, max_pixels=int(args.max_mpx * 1e6))

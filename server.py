@@ -42,6 +42,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tools.image_io import MAX_PIXELS, ImageDecodeError, ImageTooLarge
 from tools.model_source import file_sha256, is_model_url, model_file_name, resolve_model
+from tools.quiet import import_keras_quietly
 from tools.sniff import ACCEPTED, ACCEPTED_NAMES, sniff
 
 DEFAULTS = {
@@ -460,6 +461,7 @@ def main(args):
     if not is_model_url(args.model) and not os.path.isfile(args.model):
         print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
         return 2
+    import_keras_quietly()
     try:
         app = create_app(config)
     except CameraError as e:

@@ -28,17 +28,26 @@ def _stderr_to_devnull():
 
 
 def import_keras_quietly():
-    """`import keras` (and its backend) with TensorFlow's start-up noise hidden; returns the module."""
+    """`import keras` (and its backend) with TensorFlow's start-up noise hidden; returns the module,
+    or None where Keras is not installed (a device that runs only .tflite files)."""
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "keras" in sys.modules:
-        import keras
-
-        return keras
+        return _import_keras()
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # TensorFlow's own INFO and WARNING lines, later on too
     with _stderr_to_devnull():
-        import keras
+        keras = _import_keras()
+        if keras is None:
+            return None
 
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the device search logs "failed call to cuInit" here, not later
+    return keras
+
+
+def _import_keras():
+    try:
+        import keras
+    except ImportError:
+        return None
     return keras
