@@ -19,8 +19,14 @@ The model is loaded in the background when the app is created and warmed up befo
 in that background load (tools/model_source.py); a cached copy is used offline. Photos arriving
 together are judged in one model call. Uploads are not written to disk unless --save_uploads DIR is
 given (then under generated names).
+
+--collect DIR closes the loop: /predict answers carry a capture_id, the page asks "Correct?" or
+"Wrong? Choose the right item", and /feedback writes the photo and its label into DIR in the
+garbage_classify_v2 layout, ready for sample.py --check and train.py (tools/feedback.py). Without
+--collect nothing of this exists and no photo is kept.
+
 create_app() also reads its settings from the environment, for any WSGI server: GARBAGE_MODEL,
-GARBAGE_MODEL_SHA256, GARBAGE_CROPS, GARBAGE_SAVE_UPLOADS, ...
+GARBAGE_MODEL_SHA256, GARBAGE_CROPS, GARBAGE_SAVE_UPLOADS, GARBAGE_COLLECT_DIR, ...
 """
 
 import argparse
@@ -40,6 +46,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from tools.feedback import CaptureStore, CollectError, Collector, FeedbackError
 from tools.image_io import MAX_PIXELS, ImageDecodeError, ImageTooLarge
 from tools.model_source import file_sha256, is_model_url, model_file_name, resolve_model
 from tools.quiet import import_keras_quietly
@@ -57,6 +64,14 @@ DEFAULTS = {
     "BATCH_WAIT_MS": 5.0,
     "SAVE_UPLOADS": None,
     "SERVER_CAMERA": None,
+    # --collect DIR (tools/feedback.py): photos wait COLLECT_TTL_S seconds for feedback, at most
+    # COLLECT_PENDING of them and COLLECT_PENDING_MB in all (the oldest make room); DIR is capped at
+    # COLLECT_MAX_MB.
+    "COLLECT_DIR": None,
+    "COLLECT_MAX_MB": 1024.0,
+    "COLLECT_TTL_S": 600.0,
+    "COLLECT_PENDING": 200,
+    "COLLECT_PENDING_MB": 100.0,
 }
 ENV_PREFIX = "GARBAGE_"
 #: The Server header of both servers: no product versions.
@@ -103,8 +118,9 @@ class ModelHolder:
     `batcher` tell the routes. `error` names the model by file name only; `detail` is the whole message
     (URL, cache path) for the operator's console."""
 
-    def __init__(self, config):
+    def __init__(self, config, on_ready=None):
         self.config = config
+        self.on_ready = on_ready  # called with the holder once the model is loaded; may raise CollectError
         self.ready = threading.Event()
         self.error = self.detail = None
         self.classifier = self.batcher = None
@@ -126,7 +142,11 @@ class ModelHolder:
                                          max_pixels=int(self.config["MAX_PIXELS"]))
             self.batcher = MicroBatcher(self.classifier, int(self.config["BATCH_MAX"]),
                                         float(self.config["BATCH_WAIT_MS"]))
+            if self.on_ready is not None:
+                self.on_ready(self)
             self.ready.set()
+        except CollectError as e:  # the collect folder: its path goes to the console only
+            self.detail, self.error = str(e), e.public
         except Exception as e:  # reported by /healthz and /predict, the server keeps answering
             self.detail = str(e)
             # the model's file name only: clients are not told where it lives on the server, nor its URL
@@ -271,7 +291,19 @@ def create_app(test_config=None):
     if test_config:
         app.config.update(test_config)
     app.json.ensure_ascii = False
-    holder = ModelHolder(app.config)
+    collector = None
+    if app.config["COLLECT_DIR"] not in (None, ""):
+        max_mb = app.config["COLLECT_MAX_MB"]
+        store = CaptureStore(int(app.config["COLLECT_PENDING"]),
+                             int(float(app.config["COLLECT_PENDING_MB"]) * 2 ** 20), float(app.config["COLLECT_TTL_S"]))
+        collector = Collector(app.config["COLLECT_DIR"], None if max_mb is None else float(max_mb) * 2 ** 20, store)
+        app.extensions["garbage_collector"] = collector
+
+    def on_ready(h):  # the collect folder's rule file is the served model's class list: known once it is loaded
+        if collector is not None:
+            collector.start(h.classifier.labels, h.sha256)
+
+    holder = ModelHolder(app.config, on_ready=on_ready)
     app.extensions["garbage_model"] = holder
     camera = None
     if app.config["SERVER_CAMERA"] not in (None, ""):
@@ -295,31 +327,40 @@ def create_app(test_config=None):
 
     @app.get("/")
     def index():
-        return render_template("index.html", server_camera=camera is not None)
+        return render_template("index.html", server_camera=camera is not None, collecting=collector is not None)
 
     @app.get("/upload")
     def upload():
-        return render_template("upload.html")
+        return render_template("upload.html", collecting=collector is not None)
 
     @app.get("/healthz")
     def healthz():
         if holder.ready.is_set():
+            extra = {} if collector is None else {"collected": collector.collected}
             return jsonify(status="ok", classes=len(holder.classifier.labels), model=holder.model_name,
                            model_sha256=holder.sha256, input_size=holder.classifier.input_size,
-                           crops=holder.classifier.crops)
+                           crops=holder.classifier.crops, **extra)
         status = "error" if holder.error else "loading"
         return jsonify(status=status, error=holder.error, model=holder.model_name), 503
 
     def not_ready():
         return jsonify(error=holder.error or "model is still loading, try again shortly"), 503
 
+    def answer(data):
+        """classify_upload's answer; while collecting, the photo waits for feedback under its capture_id."""
+        result = classify_upload(holder, data, app.config["SAVE_UPLOADS"])
+        if collector is not None:
+            result["collecting"] = True
+            result["capture_id"] = collector.store.put(data, ACCEPTED[sniff(data)[0]], result["label"],
+                                                       result["probability"])
+        return result
+
     @app.post("/predict")
     def predict():
         if not holder.ready.is_set():
             return not_ready()
         try:
-            data = read_upload()
-            return jsonify(classify_upload(holder, data, app.config["SAVE_UPLOADS"]))
+            return jsonify(answer(read_upload()))
         except BadImage as e:
             return jsonify(error=str(e)), e.status
 
@@ -342,7 +383,23 @@ def create_app(test_config=None):
                 data = camera.snapshot_jpeg()
             except OSError as e:
                 return jsonify(error=str(e)), 503
-            return jsonify(classify_upload(holder, data, app.config["SAVE_UPLOADS"]))
+            return jsonify(answer(data))
+
+    @app.post("/feedback")
+    def feedback():
+        """{"capture_id": ..., "label": <class id>}: save the photo of that capture under that label."""
+        if collector is None:
+            return jsonify(error="not collecting: the server was started without --collect DIR"), 404
+        if not holder.ready.is_set():
+            return not_ready()
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return jsonify(error='send JSON {"capture_id": "...", "label": <class id>}'), 400
+        try:
+            saved = collector.feedback(body.get("capture_id"), body.get("label"))
+        except FeedbackError as e:
+            return jsonify(error=str(e)), e.status
+        return jsonify(saved=True, **saved), 201
 
     return app
 
@@ -420,6 +477,13 @@ def get_args_parser():
     p.add_argument("--batch_wait_ms", type=float, default=DEFAULTS["BATCH_WAIT_MS"],
                    help="how long a photo waits for company (default: %(default)s)")
     p.add_argument("--save_uploads", metavar="DIR", help="keep each photo (generated name) + JSON of the answer")
+    p.add_argument("--collect", metavar="DIR",
+                   help="collect training data: the pages ask whether each answer was right, and a confirmed or "
+                        "corrected photo is saved into DIR with its label (garbage_classify_v2 layout, with the "
+                        "model's rule file and feedback.csv); train on it with train.py --data_dir. Off by default: "
+                        "without it no photo is kept")
+    p.add_argument("--collect_max_mb", type=float, default=DEFAULTS["COLLECT_MAX_MB"],
+                   help="with --collect: most MB the DIR may hold; feedback beyond it gets 507 (default: %(default)s)")
     p.add_argument("--server_camera", metavar="INDEX",
                    help="kiosk mode: a camera wired to the server (OpenCV index, or a video file) at /video_feed "
                         "and /shot_photo")
@@ -449,6 +513,9 @@ def main(args):
         print("error: --production (waitress) does not serve https: put a TLS proxy such as Caddy in front, "
               "or leave out --production to use --cert/--key", file=sys.stderr)
         return 2
+    if args.collect_max_mb <= 0:
+        print("error: --collect_max_mb must be above 0", file=sys.stderr)
+        return 2
     if args.timeout <= 0 or args.threads < 1:
         print("error: --timeout must be above 0 and --threads at least 1", file=sys.stderr)
         return 2
@@ -457,10 +524,22 @@ def main(args):
               "MAX_CONTENT_LENGTH": int(args.max_mb * 1024 * 1024), "MAX_PIXELS": int(args.max_mpx * 1e6),
               "BATCH_MAX": args.batch_max,
               "BATCH_WAIT_MS": args.batch_wait_ms, "SAVE_UPLOADS": args.save_uploads,
-              "SERVER_CAMERA": args.server_camera}
+              "SERVER_CAMERA": args.server_camera, "COLLECT_DIR": args.collect,
+              "COLLECT_MAX_MB": args.collect_max_mb}
     if not is_model_url(args.model) and not os.path.isfile(args.model):
         print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
         return 2
+    if args.collect and not is_model_url(args.model):
+        from tools.feedback import check_rule_file
+        from tools.inference import ModelFilesError, load_labels
+
+        try:  # before the model loads (a URL model's labels are checked once it is fetched)
+            check_rule_file(args.collect, load_labels(args.model)[0])
+        except CollectError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except ModelFilesError:
+            pass  # the model load says so
     import_keras_quietly()
     try:
         app = create_app(config)
@@ -481,7 +560,8 @@ def main(args):
     kind = "waitress" if args.production else "development server"
     print(f"model ready ({len(holder.classifier.labels)} classes); {kind} listening on {args.host}:{args.port}"
           + (" (every network interface; --host 127.0.0.1 for this computer only)" if args.host in ("0.0.0.0", "::") else "")
-          + f"; open {scheme}://localhost:{args.port}/", flush=True)
+          + f"; open {scheme}://localhost:{args.port}/"
+          + (f"; collecting corrected photos into {args.collect}" if args.collect else ""), flush=True)
     try:
         if args.production:
             server.run()

@@ -7,6 +7,10 @@ Two layouts are accepted:
 
 Bad entries (unparsable label files, labels outside the rule file, missing images) are skipped
 with one warning each naming the file; they never stop training.
+
+Several folders that share one class list (the Huawei set and a folder collected by
+`server.py --collect`, which carries the rule file of the model that served) load together with
+load_datasets().
 """
 
 import dataclasses
@@ -35,6 +39,7 @@ class Dataset:
     class_names: list  # index = label id; "category/name"
     layout: str  # "txt" or "folders"
     skipped: list = dataclasses.field(default_factory=list)  # (file, reason)
+    sources: list = dataclasses.field(default_factory=list)  # (data dir, images) for load_datasets
 
     def counts(self):
         return np.bincount(self.labels, minlength=len(self.class_names))
@@ -157,6 +162,59 @@ def load_dataset(data_dir, rule_file=None, num_classes=None):
     return Dataset(paths, np.asarray(labels, dtype=np.int64), class_names, layout, skipped)
 
 
+def _class_source(data_dir, rule_file):
+    """Where the class list of `data_dir` comes from: its rule file's path, or its class folders."""
+    if detect_layout(data_dir) == "txt":
+        return rule_file or find_rule_file(data_dir)
+    return None
+
+
+def load_datasets(data_dirs, rule_file=None, num_classes=None):
+    """Scan several data folders into one Dataset (paths and labels concatenated in the given order).
+
+    The folders must share one class list: the same rule file (`rule_file` for all of them, else
+    each one's own, in it or beside it, and those must list the same classes) or, for the class per
+    folder layout, the same class folders. A single folder (a string) is load_dataset(). Raises
+    DataError naming both files when two rule files differ, and for a folder given twice.
+    """
+    if isinstance(data_dirs, (str, os.PathLike)):
+        data_dirs = [data_dirs]
+    data_dirs = [os.fspath(d) for d in data_dirs]
+    if not data_dirs:
+        raise DataError("no data folder given")
+    seen = {}
+    for d in data_dirs:
+        real = os.path.realpath(d)
+        if real in seen:
+            raise DataError(f"data folder {d} is given twice ({seen[real]})")
+        seen[real] = d
+    if len(data_dirs) == 1:
+        ds = load_dataset(data_dirs[0], rule_file, num_classes)
+        ds.sources = [(data_dirs[0], len(ds.paths))]
+        return ds
+    parts, first = [], None
+    for d in data_dirs:
+        if not os.path.isdir(d):
+            raise DataError(f"no data folder at {d}")
+        source = _class_source(d, rule_file)
+        ds = load_dataset(d, source, num_classes)
+        what = f"{d}'s rule file {source}" if source else f"the class folders of {d}"
+        if first is None:
+            first = (what, ds.class_names)
+        elif ds.class_names != first[1]:
+            a, b = first[1], ds.class_names
+            diff = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+            detail = (f"{len(a)} vs {len(b)} classes" if diff == min(len(a), len(b))
+                      else f"class {diff} is {a[diff]!r} vs {b[diff]!r}")
+            raise DataError(f"the data folders do not share one class list: {first[0]} and {what} differ ({detail}); "
+                            "train on folders with the same rule file, or pass --rule_file")
+        parts.append(ds)
+    layouts = {ds.layout for ds in parts}
+    return Dataset([p for ds in parts for p in ds.paths], np.concatenate([ds.labels for ds in parts]),
+                   first[1], layouts.pop() if len(layouts) == 1 else "mixed",
+                   [s for ds in parts for s in ds.skipped], [(d, len(ds.paths)) for d, ds in zip(data_dirs, parts)])
+
+
 def stratified_split(labels, val_split, seed):
     """Seeded per-class split: indices (train, val); each class with >= 2 images gives >= 1 to val."""
     if not 0 <= val_split < 1:
@@ -197,16 +255,19 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
               print_fn=print):
     """The original's entry point: scan, split (stratified, seeded) and wrap in two Sequences.
 
+    `data_dir` is one folder or a list of folders sharing one class list (load_datasets).
     Returns (train_sequence, val_sequence or None when val_split is 0, Dataset).
     """
     from tools.garbage_sequence import GarbageClassifySequence
 
-    ds = load_dataset(data_dir, rule_file, num_classes)
+    ds = load_datasets(data_dir, rule_file, num_classes)
     train_idx, val_idx = stratified_split(ds.labels, val_split, seed)
     counts = [("train", np.bincount(ds.labels[train_idx], minlength=len(ds.class_names))),
               ("val", np.bincount(ds.labels[val_idx], minlength=len(ds.class_names)))]
     print_fn(f"{len(ds.paths)} images in {len(ds.class_names)} classes ({ds.layout} layout), "
-             f"{len(ds.skipped)} skipped\n" + format_counts(ds.class_names, *counts))
+             f"{len(ds.skipped)} skipped"
+             + ("".join(f"\n  {n} from {d}" for d, n in ds.sources) if len(ds.sources) > 1 else "")
+             + "\n" + format_counts(ds.class_names, *counts))
     loader = dict(num_classes=len(ds.class_names), batch_size=batch_size, input_size=input_size, seed=seed,
                   workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     train = ds.subset(train_idx)

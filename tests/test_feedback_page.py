@@ -1,0 +1,191 @@
+"""The feedback loop in a real browser: python server.py --collect DIR, headless Chromium with a fake
+camera. Capture, "Wrong? -> 玻璃", and the pair is in DIR under the right label; sample.py --check
+accepts DIR and load_datasets trains on it beside another folder. "Correct" is recorded too, the list
+opens unasked when the answer is "not sure", and nothing overlaps on a phone."""
+
+import csv
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from conftest import run_cli
+from datagen import make_image
+from servers import free_port, start, stop
+from test_e2e import CHROMIUM, watch_csp, write_y4m
+from test_feedback import GLASS, GLASS_CLASSES, glass_model, make_glass_data  # noqa: F401 (a fixture)
+from test_phone import LAYOUT_ITEMS, PHONE, screenshots
+from tools.dataset import load_datasets
+
+#: What a person looks at or taps while giving feedback (the card itself holds them all).
+FEEDBACK_ITEMS = LAYOUT_ITEMS.replace("#result > *", "#privacy, #result .item, #result .bin, #result .prob, "
+                                      "#result .bars li, .feedback button, .fb-search, .group-head, .saved, .nomatch")
+
+
+@pytest.fixture(scope="module")
+def server(glass_model, tmp_path_factory):  # noqa: F811
+    folder = tmp_path_factory.mktemp("page") / "collected"
+    port = free_port()
+    proc = start([sys.executable, "server.py", "--model", glass_model, "--host", "127.0.0.1", "--port", str(port),
+                  "--crops", "1", "--threshold", "0", "--collect", str(folder)], port)  # threshold 0: never unsure
+    proc.url = f"http://127.0.0.1:{port}"
+    proc.folder = str(folder)
+    yield proc
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (installed by .ci/run)")
+    from playwright.sync_api import sync_playwright
+
+    video = str(tmp_path_factory.mktemp("camera") / "camera.y4m")
+    write_y4m(video, make_image(1, np.random.default_rng(3), (640, 480)), frames=2)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
+             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        yield b
+        b.close()
+
+
+def check_layout(page, what):
+    """No two visible FEEDBACK_ITEMS overlap, all fit the screen's width; items in the scrolling
+    class list count only where they show (clipped to the list's box)."""
+    boxes = page.evaluate("""(selector) => {
+        const out = [];
+        document.querySelectorAll(selector).forEach((e) => {
+            let r = e.getBoundingClientRect();
+            if (r.width < 1 || r.height < 1 || getComputedStyle(e).visibility === "hidden") return;
+            let top = r.top, bottom = r.bottom;
+            const list = e.closest(".picker-list");
+            if (list) {
+                const c = list.getBoundingClientRect();
+                top = Math.max(top, c.top); bottom = Math.min(bottom, c.bottom);
+                if (bottom - top < 1) return;
+            }
+            const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")
+                + (e.dataset.label ? "[" + e.dataset.label + "]" : "");
+            out.push({name, x: r.left + scrollX, y: top + scrollY, w: r.width, h: bottom - top});
+        });
+        return out;
+    }""", FEEDBACK_ITEMS)
+    width = page.viewport_size["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{what}: the page scrolls sideways"
+    for b in boxes:
+        assert b["x"] >= -0.5 and b["x"] + b["w"] <= width + 0.5, f"{what}: {b} is wider than the screen"
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+            dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+            assert dx <= 0.5 or dy <= 0.5, f"{what}: {a} overlaps {b}"
+    return boxes
+
+
+def visible_choices(page):
+    return [int(x) for x in page.eval_on_selector_all(".choice", "bs => bs.filter((b) => !b.hidden && b.offsetParent)"
+                                                                  ".map((b) => b.dataset.label)")]
+
+
+def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, browser, tmp_path):
+    page = browser.new_page(locale="zh-CN", **PHONE)
+    violations = watch_csp(page)
+    page.goto(server.url + "/")
+    assert "保存在本服务器上" in page.inner_text("#privacy")  # said while collecting
+    page.wait_for_selector("#capture:enabled", timeout=30000)
+    page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
+    page.click("#capture")
+    page.wait_for_selector("#result .card", timeout=60000)
+    assert page.inner_text(".fb-wrong") == "不对？选择正确的类别"
+    assert page.inner_text(".fb-correct") == "正确 ✓"
+    assert page.locator(".picker").count() == 0  # a sure answer: the list waits to be asked for
+    check_layout(page, "camera page, answer")
+    page.click(".fb-wrong")
+    page.wait_for_selector(".choice")
+    assert sorted(visible_choices(page)) == [0, 1, 2, 3]
+    heads = page.eval_on_selector_all(".group-head", "hs => hs.map((h) => h.textContent)")
+    assert sorted(heads) == ["厨余垃圾", "可回收物", "有害垃圾"]  # grouped by bin
+    assert page.inner_text(".group:has(.choice[data-label='3']) .group-head") == "可回收物"
+    check_layout(page, "camera page, class list")
+    screenshots(page, "phone_feedback_list")
+    page.fill(".fb-search", "玻璃")
+    assert visible_choices(page) == [GLASS]
+    page.fill(".fb-search", "电池")
+    assert visible_choices(page) == [1]
+    page.fill(".fb-search", "xyz")
+    assert visible_choices(page) == [] and page.is_visible(".nomatch")
+    page.fill(".fb-search", "玻璃")
+    page.click(f".choice[data-label='{GLASS}']")
+    page.wait_for_selector(".saved", timeout=30000)
+    assert page.inner_text(".saved") == "已保存，谢谢：玻璃"
+    assert page.locator(".fb-wrong").count() == 0  # one answer per photo
+    check_layout(page, "camera page, saved")
+    page.close()
+    assert violations == []
+
+    folder = server.folder
+    with open(os.path.join(folder, "img_1.txt"), encoding="utf-8") as f:
+        assert f.read() == f"img_1.jpg, {GLASS}"
+    assert Image.open(os.path.join(folder, "img_1.jpg")).size == (640, 480)  # the snapshot itself
+    with open(os.path.join(folder, "feedback.csv"), encoding="utf-8", newline="") as f:
+        row = list(csv.DictReader(f))[0]
+    assert row["file"] == "img_1.jpg" and row["label"] == str(GLASS) and row["name"] == "可回收物/玻璃"
+
+    r = run_cli("sample.py", "--check", folder)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 errors" in r.stdout and "4 classes" in r.stdout, r.stdout
+    other = make_glass_data(tmp_path / "a", per_class=2)
+    ds = load_datasets([other, folder])
+    assert ds.sources == [(other, 8), (folder, len([n for n in os.listdir(folder) if n.endswith(".txt")]))]
+    assert ds.class_names == GLASS_CLASSES and ds.labels[8] == GLASS
+
+
+def test_correct_is_recorded_and_an_unsure_answer_opens_the_list(server, browser, tmp_path):
+    photo = tmp_path / "can.jpg"
+    make_image(0, np.random.default_rng(8), (500, 400)).save(photo, quality=92)
+    page = browser.new_page(locale="en-US")
+    violations = watch_csp(page)
+
+    def unsure(route):
+        """This server is always sure (--threshold 0): make this answer "not sure". (The photo is posted
+        here: Playwright's route.fetch() would drop the form's file part, see test_phone.Wire.)"""
+        body = requests.post(server.url + "/predict", files={"file": photo.read_bytes()}, timeout=60).json()
+        body["unsure"] = True
+        route.fulfill(status=200, json=body)
+
+    page.route("**/predict", unsure)
+    page.goto(server.url + "/upload")
+    assert page.inner_text("#privacy") == ("Photos you correct or confirm are saved on this server to improve the "
+                                           "model.")
+    before = {n for n in os.listdir(server.folder) if n.endswith(".txt")}
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#result .card", timeout=60000)
+    page.wait_for_selector(".choice")  # opened unasked
+    assert page.is_visible(".fb-search") and page.get_attribute(".fb-wrong", "aria-expanded") == "true"
+    page.fill(".fb-search", "glass")  # English names are searched too
+    assert visible_choices(page) == [GLASS] and page.inner_text(f".choice[data-label='{GLASS}']") == "glass (玻璃)"
+    predicted = int(page.get_attribute("#result .card", "data-label"))
+    page.click(".fb-correct")
+    page.wait_for_selector(".saved", timeout=30000)
+    assert page.inner_text(".saved").startswith("Saved, thank you")
+    page.click("#lang")
+    assert page.inner_text(".saved").startswith("已保存，谢谢")  # the state survives the language switch
+    page.close()
+    assert violations == []
+    new = {n for n in os.listdir(server.folder) if n.endswith(".txt")} - before
+    assert len(new) == 1
+    name = new.pop()
+    with open(os.path.join(server.folder, name), encoding="utf-8") as f:
+        image, label = f.read().split(", ")
+    assert int(label) == predicted and image == name.replace(".txt", ".jpg")
+    with open(os.path.join(server.folder, image), "rb") as f:
+        assert Image.open(io.BytesIO(f.read())).size == (500, 400)
+    with open(os.path.join(server.folder, "feedback.csv"), encoding="utf-8", newline="") as f:
+        row = [r for r in csv.DictReader(f) if r["file"] == image][0]
+    assert row["predicted_label"] == row["label"] == str(predicted)  # a confirmation
