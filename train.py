@@ -7,9 +7,10 @@
 With ImageNet weights training runs in two phases: (1) the backbone is frozen and the top learns;
 (2) backbone stages from --unfreeze_from on are fine-tuned at a lower learning rate with
 BatchNormalization kept in inference mode. With --weights none the whole network trains from the
-first epoch under a warm-up + cosine schedule. Killing the process and rerunning the same command
-continues from the last finished epoch. Outputs (see --output_dir): best.h5, labels.json,
-history.csv/png, report.json/txt, confusion_matrix.png.
+first epoch under a warm-up + cosine schedule. Killing the process at any moment and rerunning the
+same command continues from the last finished epoch (a finished phase is not run again); --no_resume
+starts over. Outputs (see --output_dir): best.h5, labels.json, history.csv/png, report.json/txt,
+confusion_matrix.png.
 """
 
 import argparse
@@ -21,6 +22,8 @@ import shutil
 import sys
 import time
 
+from tools.quiet import import_keras_quietly
+
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
 log = logging.getLogger("train")
 
@@ -29,8 +32,10 @@ def get_args_parser(add_help=True):
     p = argparse.ArgumentParser(description=__doc__, add_help=add_help,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data_dir", default=DEFAULT_DATA_DIR,
-                   help="img_N.jpg + img_N.txt folder, or one sub-folder per class (default: %(default)s)")
+    g.add_argument("--data_dir", action="append", default=None,
+                   help="img_N.jpg + img_N.txt folder, or one sub-folder per class; repeat it to train on several "
+                        "folders that share one rule file, e.g. the photos server.py --collect gathered "
+                        f"(default: {DEFAULT_DATA_DIR})")
     g.add_argument("--rule_file", default=None,
                    help="id -> 'category/name' JSON (default: garbage_classify_rule.json in data_dir or beside it)")
     g.add_argument("--num_classes", type=int, default=None,
@@ -74,8 +79,20 @@ def get_args_parser(add_help=True):
     g.add_argument("--output_dir", default="./output/", help="where best.h5 and the reports go (default: %(default)s)")
     g.add_argument("--test_only", action="store_true",
                    help="only evaluate --model on every image of --data_dir and write the report")
-    g.add_argument("--model", default=None, help="model for --test_only (default: OUTPUT_DIR/best.h5)")
-    g.add_argument("--no_resume", action="store_true", help="start over even if a run was interrupted")
+    g.add_argument("--model", default=None,
+                   help="model for --test_only: a path or an http(s) URL of a published best.h5 (default: "
+                        "OUTPUT_DIR/best.h5)")
+    g.add_argument("--model_sha256", metavar="HEX", default=None,
+                   help="sha256 the --model file must have; a URL's download that differs is refused and not cached")
+    g.add_argument("--report_dir", default=None,
+                   help="where --test_only writes its report (default: OUTPUT_DIR/test_<data folder name>/, never "
+                        "over the training run's report)")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard logs (train and validation scalars, learning rate) to "
+                        "OUTPUT_DIR/logs/: tensorboard --logdir output/logs")
+    g.add_argument("--no_resume", action="store_true",
+                   help="start over even if a run was interrupted (by default a rerun of the same command "
+                        "continues from the last finished epoch kept in OUTPUT_DIR/.backup)")
     return p
 
 
@@ -115,14 +132,17 @@ def phase_header(text):
 
 
 # --------------------------------------------------------------------------- callbacks
-def make_callbacks(keras, args, state, phase, monitor, plateau):
-    """Callbacks of one phase. Defined here (not at import) so importing train.py loads no Keras."""
+def make_callbacks(keras, args, state, phase, monitor, plateau, restored=None):
+    """Callbacks of one phase. Defined here (not at import) so importing train.py loads no Keras.
+    `restored`: the backup the phase resumes from (tools.resume.restore), for the callbacks' counters."""
     from tools.model_io import save_model_atomic
+    from tools.resume import EpochBackup
 
     class AtomicBestCheckpoint(keras.callbacks.Callback):
         """ModelCheckpoint(save_best_only) that writes best.h5 for inference (no optimizer state)
         through a temporary file and os.replace, so a crash mid-write never leaves a broken file,
-        and remembers the best value across phases and restarts (state.json)."""
+        and remembers the best value across phases and restarts in `state` (which each epoch
+        backup and, at a phase's end, state.json carry)."""
 
         def __init__(self, path):
             super().__init__()
@@ -135,7 +155,6 @@ def make_callbacks(keras, args, state, phase, monitor, plateau):
             save_model_atomic(self.model, self.path)
             state.update(best_value=float(value), best_epoch=epoch + 1,
                          best_val_accuracy=(logs or {}).get("val_accuracy"), best_phase=phase)
-            save_state(args.output_dir, state)
             log.info("epoch %d: %s improved to %.4f, saved %s", epoch + 1, monitor, value, self.path)
 
     class Throughput(keras.callbacks.Callback):
@@ -152,24 +171,40 @@ def make_callbacks(keras, args, state, phase, monitor, plateau):
                 state["train_seconds"] = state.get("train_seconds", 0.0) + (self.last - self.start)
                 state["train_images"] = state.get("train_images", 0) + state["images_per_epoch"]
 
+    counters = [keras.callbacks.EarlyStopping(monitor=monitor, patience=args.patience)]
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         AtomicBestCheckpoint(os.path.join(args.output_dir, "best.h5")),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=args.patience),
-        keras.callbacks.CSVLogger(os.path.join(args.output_dir, f".history_{phase}.csv"), append=True),
+        counters[0],
+        keras.callbacks.CSVLogger(history_path(args.output_dir, phase), append=True),
         Throughput(),
     ]
     if plateau:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2,
-                                                           patience=max(1, args.patience // 2), min_lr=1e-7))
-    # Last, so an epoch is marked done only once its history row and best.h5 are on disk.
-    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(args.output_dir, ".backup", phase)))
+        counters.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2,
+                                                          patience=max(1, args.patience // 2), min_lr=1e-7))
+        callbacks.append(counters[-1])
+    if args.tensorboard:  # epoch scalars of both phases in one log, epochs numbered on
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(args.output_dir, "logs"), write_graph=False))
+    # Last, so an epoch is marked done only once its history row and best.h5 are on disk, and the state
+    # it backs up (best value, EarlyStopping/ReduceLROnPlateau counters) includes that epoch.
+    callbacks.append(EpochBackup(backup_dir(args.output_dir, phase), state, counters, restored))
     return callbacks
 
 
 # --------------------------------------------------------------------------- run state
+# OUTPUT_DIR/.backup holds what a rerun needs: state.json (written at each phase's end: which phases
+# are done, best value so far), one folder per unfinished phase with its epoch backups
+# (tools/resume.py), phase1_end.weights.h5. Every file there is replaced atomically, never rewritten.
 def state_path(output_dir):
     return os.path.join(output_dir, ".backup", "state.json")
+
+
+def backup_dir(output_dir, phase):
+    return os.path.join(output_dir, ".backup", phase)
+
+
+def history_path(output_dir, phase):
+    return os.path.join(output_dir, f".history_{phase}.csv")
 
 
 def load_state(output_dir):
@@ -181,20 +216,22 @@ def load_state(output_dir):
 
 
 def save_state(output_dir, state):
+    from tools.resume import write_json_atomic
+
     os.makedirs(os.path.dirname(state_path(output_dir)), exist_ok=True)
-    tmp = state_path(output_dir) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state, f)
-    os.replace(tmp, state_path(output_dir))
+    write_json_atomic(state_path(output_dir), state)
 
 
-def resumed_epoch(output_dir, phase):
-    """Epoch BackupAndRestore will resume `phase` at (0 when it starts fresh)."""
-    try:
-        with open(os.path.join(output_dir, ".backup", phase, "training_metadata.json")) as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
+def remove_backups(output_dir):
+    """Delete .backup once the run is finished, state.json last: until then a rerun still sees the
+    finished state and just writes the outputs again."""
+    folder = os.path.join(output_dir, ".backup")
+    for entry in os.scandir(folder) if os.path.isdir(folder) else ():
+        if entry.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
+        elif entry.path != state_path(output_dir):
+            os.remove(entry.path)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def merge_histories(output_dir, phases):
@@ -203,7 +240,7 @@ def merge_histories(output_dir, phases):
 
     rows, fields = {}, ["epoch"]
     for phase in phases:
-        path = os.path.join(output_dir, f".history_{phase}.csv")
+        path = history_path(output_dir, phase)
         if not os.path.exists(path):
             continue
         with open(path, newline="") as f:
@@ -240,16 +277,40 @@ def compile_model(keras, model, learning_rate, num_classes, jit, weight_decay=No
 
 
 def fit_phase(keras, model, args, state, phase, train_seq, val_seq, initial_epoch, epochs, plateau):
+    """Train epochs initial_epoch..epochs-1, or what an interrupted run left of them; returns the end epoch."""
+    from tools.resume import drop_history_rows, restore
+
     monitor = "val_loss" if val_seq is not None else "loss"
-    resume = resumed_epoch(args.output_dir, phase)
-    if resume > initial_epoch:
-        log.info("resuming %s from epoch %d (backup in %s)", phase, resume + 1,
-                 os.path.join(args.output_dir, ".backup", phase))
-    train_seq.set_epoch(max(resume, initial_epoch))
-    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=initial_epoch,
-                        callbacks=make_callbacks(keras, args, state, phase, monitor, plateau),
+    folder = backup_dir(args.output_dir, phase)
+    restored = restore(model, folder, log.warning)
+    start = initial_epoch
+    if restored is not None:
+        state.update(restored.get("state", {}))
+        start = max(initial_epoch, int(restored["epoch"]))
+        if restored.get("stopped") or start >= epochs:
+            log.info("%s ended after epoch %d in an earlier run (backup in %s)", phase, start, folder)
+        else:
+            log.info("resuming %s from epoch %d (backup in %s)", phase, start + 1, folder)
+    drop_history_rows(history_path(args.output_dir, phase), start)  # epochs from `start` on run (again)
+    if start >= epochs or (restored or {}).get("stopped"):
+        return start
+    train_seq.set_epoch(start)
+    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start,
+                        callbacks=make_callbacks(keras, args, state, phase, monitor, plateau, restored),
                         verbose=1 if sys.stdout.isatty() else 2)
-    return initial_epoch + len(history.epoch) if history.epoch else max(resume, initial_epoch)
+    return start + len(history.epoch)
+
+
+def finish_phase(model, args, state, phase, end):
+    """Record `phase` as done in state.json (so a rerun does not train it again), then drop its backups."""
+    from tools.model_io import save_model_atomic
+
+    best = os.path.join(args.output_dir, "best.h5")
+    if not os.path.exists(best):  # no epoch ever improved (NaN): the outputs still need a model
+        save_model_atomic(model, best)
+    state.update({f"{phase}_done": True, f"{phase}_epochs": end})
+    save_state(args.output_dir, state)
+    shutil.rmtree(backup_dir(args.output_dir, phase), ignore_errors=True)
 
 
 def train(args):
@@ -262,11 +323,17 @@ def train(args):
     os.makedirs(args.output_dir, exist_ok=True)
     if args.no_resume and os.path.isdir(os.path.join(args.output_dir, ".backup")):
         shutil.rmtree(os.path.join(args.output_dir, ".backup"))
+    from tools.resume import remove_stale_temp_files
+
+    stale = remove_stale_temp_files(args.output_dir)
+    if stale:
+        log.info("removed %d temporary file(s) an interrupted run left: %s", len(stale),
+                 ", ".join(os.path.relpath(p, args.output_dir) for p in stale))
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision != "off":
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
 
-    phase_header(f"Data: {args.data_dir}")
+    phase_header(f"Data: {', '.join(args.data_dir)}")
     if replicas > 1:
         log.info("%d devices (%s): global batch %d x %d = %d, learning rate %g x %d = %g", replicas, args.strategy,
                  args.batch_size, replicas, args.batch_size * replicas, args.learning_rate, replicas,
@@ -276,7 +343,7 @@ def train(args):
             args.fine_tune_lr *= replicas
     try:
         train_seq, val_seq, ds = data_flow(
-            args.data_dir, args.rule_file, args.num_classes, batch_size=args.batch_size * replicas,
+            args.data_dir if len(args.data_dir) > 1 else args.data_dir[0], args.rule_file, args.num_classes, batch_size=args.batch_size * replicas,
             input_size=args.input_size, val_split=args.val_split, seed=args.seed,
             label_smoothing=args.label_smoothing, workers=args.workers, print_fn=log.info)
     except DataError as e:
@@ -293,6 +360,7 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
     from models.classifier import build_classifier, set_trainable_from
     from models.weights import WeightsUnavailableError
     from tools.model_io import load_model, save_model_atomic
+    from tools.resume import save_weights_atomic
 
     from_scratch = args.weights == "none"
     jit = use_jit(keras, args.jit_compile)
@@ -310,18 +378,24 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
     phases = []
     if from_scratch:
         phases.append("scratch")
-        steps = len(train_seq) * args.epochs
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=args.learning_rate / 10, decay_steps=steps, alpha=0.01,
-            warmup_target=args.learning_rate, warmup_steps=max(1, int(0.1 * steps)))
-        phase_header(f"Training from scratch: all layers, {args.epochs} epochs, warm-up + cosine to lr "
-                     f"{args.learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)")
-        set_trainable_from(model, 1)
-        for layer in model.layers:  # BN learns its statistics when nothing is pretrained
-            layer.trainable = True
-        compile_model(keras, model, schedule, num_classes, jit, weight_decay=1e-4)
-        end = fit_phase(keras, model, args, state, "scratch", train_seq, val_seq, 0, args.epochs, plateau=False)
-        state["phase1_epochs"] = end
+        if state.get("scratch_done"):
+            log.info("training finished in an earlier run (%d epochs); going on with the outputs",
+                     state["scratch_epochs"])
+        else:
+            steps = len(train_seq) * args.epochs
+            schedule = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=args.learning_rate / 10, decay_steps=steps, alpha=0.01,
+                warmup_target=args.learning_rate, warmup_steps=max(1, int(0.1 * steps)))
+            phase_header(f"Training from scratch: all layers, {args.epochs} epochs, warm-up + cosine to lr "
+                         f"{args.learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)")
+            set_trainable_from(model, 1)
+            for layer in model.layers:  # BN learns its statistics when nothing is pretrained
+                layer.trainable = True
+            compile_model(keras, model, schedule, num_classes, jit, weight_decay=1e-4)
+            end = fit_phase(keras, model, args, state, "scratch", train_seq, val_seq, 0, args.epochs,
+                            plateau=False)
+            state["phase1_epochs"] = end
+            finish_phase(model, args, state, "scratch", end)
     else:
         phases.append("phase1")
         if state.get("phase1_done"):
@@ -333,24 +407,28 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
             set_trainable_from(model, 6)
             compile_model(keras, model, args.learning_rate, num_classes, jit)
             end = fit_phase(keras, model, args, state, "phase1", train_seq, val_seq, 0, args.epochs, plateau=True)
-            state.update(phase1_done=True, phase1_epochs=end)
-            model.save_weights(os.path.join(args.output_dir, ".backup", "phase1_end.weights.h5"))
-            save_state(args.output_dir, state)
+            save_weights_atomic(model, os.path.join(args.output_dir, ".backup", "phase1_end.weights.h5"))
+            finish_phase(model, args, state, "phase1", end)
         if args.fine_tune_epochs:
             phases.append("phase2")
-            lr = args.fine_tune_lr or args.learning_rate / 10
-            phase_header(f"Phase 2/2: fine-tune stages {args.unfreeze_from}..5 + top, BatchNorm frozen, "
-                         f"{args.fine_tune_epochs} epochs, Adam lr {lr:g}")
-            best = os.path.join(args.output_dir, "best.h5")
-            start = os.path.join(args.output_dir, ".backup", "phase1_end.weights.h5")
-            if os.path.exists(best):
-                model.set_weights(load_model(best).get_weights())
-            elif os.path.exists(start):
-                model.load_weights(start)
-            set_trainable_from(model, args.unfreeze_from)
-            compile_model(keras, model, lr, num_classes, jit)
-            fit_phase(keras, model, args, state, "phase2", train_seq, val_seq, end, end + args.fine_tune_epochs,
-                      plateau=True)
+            if state.get("phase2_done"):
+                log.info("phase 2 finished in an earlier run (%d epochs in all); going on with the outputs",
+                         state["phase2_epochs"])
+            else:
+                lr = args.fine_tune_lr or args.learning_rate / 10
+                phase_header(f"Phase 2/2: fine-tune stages {args.unfreeze_from}..5 + top, BatchNorm frozen, "
+                             f"{args.fine_tune_epochs} epochs, Adam lr {lr:g}")
+                best = os.path.join(args.output_dir, "best.h5")
+                start = os.path.join(args.output_dir, ".backup", "phase1_end.weights.h5")
+                if os.path.exists(best):
+                    model.set_weights(load_model(best).get_weights())
+                elif os.path.exists(start):
+                    model.load_weights(start)
+                set_trainable_from(model, args.unfreeze_from)
+                compile_model(keras, model, lr, num_classes, jit)
+                end2 = fit_phase(keras, model, args, state, "phase2", train_seq, val_seq, end,
+                                 end + args.fine_tune_epochs, plateau=True)
+                finish_phase(model, args, state, "phase2", end2)
 
     phase_header("Outputs")
     history_csv = merge_histories(args.output_dir, phases)
@@ -370,7 +448,7 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
     ips = state.get("train_images", 0) / state["train_seconds"] if state.get("train_seconds") else float("nan")
     state["finished"] = True
     save_state(args.output_dir, state)
-    shutil.rmtree(os.path.join(args.output_dir, ".backup"), ignore_errors=True)
+    remove_backups(args.output_dir)
     acc = state.get("best_val_accuracy")
     print(f"best val_accuracy {acc if acc is None else f'{acc:.4f}'} at epoch {state.get('best_epoch')} | "
           f"wall {wall / 60:.1f} min | {ips:.1f} training images/s | outputs in {args.output_dir}", flush=True)
@@ -432,11 +510,15 @@ def evaluate(model, sequence, class_names, output_dir):
 
 
 def test_only(args):
-    from tools.dataset import DataError, load_dataset
+    from tools.dataset import DataError, load_datasets
     from tools.garbage_sequence import GarbageClassifySequence
     from tools.model_io import load_model
+    from tools.model_source import ModelSourceError, resolve_model
 
-    model_path = args.model or os.path.join(args.output_dir, "best.h5")
+    try:
+        model_path = resolve_model(args.model or os.path.join(args.output_dir, "best.h5"), args.model_sha256)
+    except ModelSourceError as e:
+        raise UsageError(str(e)) from None
     labels_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.json")
     if not os.path.isfile(model_path):
         raise UsageError(f"no model at {model_path}; train one first or pass --model")
@@ -445,23 +527,36 @@ def test_only(args):
     with open(labels_path, encoding="utf-8") as f:
         meta = json.load(f)
     try:
-        ds = load_dataset(args.data_dir, args.rule_file, args.num_classes)
+        ds = load_datasets(args.data_dir, args.rule_file, args.num_classes)
     except DataError as e:
         raise UsageError(str(e)) from None
     if ds.class_names != meta["labels"]:
-        raise UsageError(f"the classes of {args.data_dir} ({len(ds.class_names)}) differ from the model's "
+        raise UsageError(f"the classes of {', '.join(args.data_dir)} ({len(ds.class_names)}) differ from the model's "
                          f"labels.json ({len(meta['labels'])})")
-    phase_header(f"Test only: {model_path} on {len(ds.paths)} images of {args.data_dir}")
+    report_dir = args.report_dir or os.path.join(args.output_dir, "test_" + "+".join(map(data_name, args.data_dir)))
+    phase_header(f"Test only: {model_path} on {len(ds.paths)} images of {', '.join(args.data_dir)}")
     model = load_model(model_path)
     size = int(model.input_shape[1])
     seq = GarbageClassifySequence(ds.paths, ds.labels, len(ds.class_names), batch_size=args.batch_size,
                                   input_size=size, training=False, workers=args.workers)
-    os.makedirs(args.output_dir, exist_ok=True)
-    report = evaluate(model, seq, ds.class_names, args.output_dir)
+    os.makedirs(report_dir, exist_ok=True)
+    report = evaluate(model, seq, ds.class_names, report_dir)
     print(f"test top-1 {report['top1']:.4f} | per-class mean {report['per_class_mean_accuracy']:.4f} | "
-          f"bin accuracy {report['bin_accuracy']:.4f} | {report['images']} images | report in {args.output_dir}",
+          f"bin accuracy {report['bin_accuracy']:.4f} | {report['images']} images | report in {report_dir}",
           flush=True)
     return 0
+
+
+def tensorboard_available():
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "tensorboard"))
+
+
+def data_name(data_dir):
+    """A data folder's name for the report folder: its parent's when it is the layout's train_data_v2."""
+    parts = os.path.normpath(os.path.abspath(data_dir)).split(os.sep)
+    return parts[-2] if parts[-1] == "train_data_v2" and len(parts) > 1 else parts[-1]
 
 
 def main(args):
@@ -470,13 +565,19 @@ def main(args):
                                    f" --xla_force_host_platform_device_count={args.cpu_devices}").strip()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("tools").setLevel(logging.INFO)
+    args.data_dir = args.data_dir or [DEFAULT_DATA_DIR]
     try:
         check_args(args)
         if not args.test_only:
-            if not os.path.isdir(args.data_dir):
-                raise UsageError(no_data_message(args.data_dir, f"No training data at {args.data_dir}"))
-            if not any(os.scandir(args.data_dir)):
-                raise UsageError(no_data_message(args.data_dir, f"The data folder {args.data_dir} is empty"))
+            for data_dir in args.data_dir:
+                if not os.path.isdir(data_dir):
+                    raise UsageError(no_data_message(data_dir, f"No training data at {data_dir}"))
+                if not any(os.scandir(data_dir)):
+                    raise UsageError(no_data_message(data_dir, f"The data folder {data_dir} is empty"))
+        if args.tensorboard and not tensorboard_available():
+            raise UsageError("--tensorboard writes through TensorFlow's tf.summary and the tensorboard package: "
+                             "pip install -r requirements.txt, or leave --tensorboard out")
+        import_keras_quietly()
         return test_only(args) if args.test_only else train(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,6 +5,7 @@ opens unasked when the answer is "not sure", and nothing overlaps on a phone."""
 
 import csv
 import io
+import json
 import os
 import sys
 
@@ -142,8 +143,19 @@ def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, 
     assert "0 errors" in r.stdout and "4 classes" in r.stdout, r.stdout
     other = make_glass_data(tmp_path / "a", per_class=2)
     ds = load_datasets([other, folder])
-    assert ds.sources == [(other, 8), (folder, len([n for n in os.listdir(folder) if n.endswith(".txt")]))]
+    collected = len([n for n in os.listdir(folder) if n.endswith(".txt")])
+    assert ds.sources == [(other, 8), (folder, collected)]
     assert ds.class_names == GLASS_CLASSES and ds.labels[8] == GLASS
+    # train.py on both folders, then its report over both
+    out = tmp_path / "out"
+    r = run_cli("train.py", "--data_dir", other, "--data_dir", folder, "--weights", "none", "--epochs", "1",
+                "--input_size", "32", "--batch_size", "16", "--output_dir", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"8 from {other}" in r.stdout and f"{collected} from {folder}" in r.stdout
+    r = run_cli("train.py", "--test_only", "--data_dir", other, "--data_dir", folder, "--output_dir", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    report = json.load(open(out / f"test_a+{os.path.basename(folder)}" / "report.json", encoding="utf-8"))
+    assert report["images"] == 8 + collected
 
 
 def test_correct_is_recorded_and_an_unsure_answer_opens_the_list(server, browser, tmp_path):

@@ -225,3 +225,15 @@ def test_predict_by_url_refuses_a_wrong_hash_then_fetches_and_answers_as_the_loc
     assert answer["label"] == reference["label"] and abs(answer["probability"] - reference["probability"]) < 1e-5
     cached = _cached_files(tmp_path / "keras")
     assert [os.path.basename(f) for f in cached] == ["best.h5", "labels.json"]
+
+
+def test_train_test_only_by_url_writes_its_report_where_asked(cli, tiny_model, tiny_data, http_dir, tmp_path):
+    base, www = http_dir
+    _publish(tiny_model, www / "team")
+    report_dir = tmp_path / "report"
+    r = cli("train.py", "--test_only", "--model", base + "team/best.h5", "--model_sha256", _sha256(tiny_model),
+            "--data_dir", tiny_data, "--report_dir", report_dir, "--output_dir", tmp_path / "out", "--batch_size", "16",
+            env={"KERAS_HOME": str(tmp_path / "keras")})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert json.load(open(report_dir / "report.json", encoding="utf-8"))["images"] == 48
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")

@@ -31,7 +31,7 @@ def scratch_run(tiny_data, tmp_path_factory):
 
     out = str(tmp_path_factory.mktemp("scratch_out"))
     r = run_cli("train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "2", "--output_dir", out,
-                "--val_split", "0.25", *FAST)
+                "--val_split", "0.25", "--tensorboard", *FAST)
     return r, out
 
 
@@ -69,16 +69,34 @@ def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
     assert model.output_shape == (None, 4)
 
 
+def test_tensorboard_logs_train_and_validation_scalars_and_the_learning_rate(scratch_run):
+    import tensorflow as tf
+
+    _, out = scratch_run
+    tags = {}
+    for split in ("train", "validation"):
+        files = [os.path.join(root, f) for root, _, fs in os.walk(os.path.join(out, "logs", split)) for f in fs
+                 if "tfevents" in f]
+        assert files, f"no event file under logs/{split}"
+        tags[split] = {(v.tag, e.step) for f in files for e in tf.compat.v1.train.summary_iterator(f)
+                       for v in e.summary.value}
+    for epoch in (0, 1):
+        assert {("epoch_loss", epoch), ("epoch_accuracy", epoch), ("epoch_learning_rate", epoch)} <= tags["train"]
+        assert ("epoch_loss", epoch) in tags["validation"] and ("epoch_accuracy", epoch) in tags["validation"]
+
+
 def test_test_only_scores_another_labelled_folder(scratch_run, tmp_path, cli):
     _, out = scratch_run
+    trained = open(os.path.join(out, "report.json"), encoding="utf-8").read()
     other = make_txt_dataset(str(tmp_path / "other"), per_class=5, num_classes=4, seed=99)
-    report_dir = tmp_path / "test_report"
     r = cli("train.py", "--test_only", "--model", os.path.join(out, "best.h5"), "--data_dir", other,
-            "--output_dir", report_dir, "--batch_size", "8")
+            "--output_dir", out, "--batch_size", "8")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "test top-1" in r.stdout
-    report = json.load(open(report_dir / "report.json", encoding="utf-8"))
-    assert report["images"] == 20 and (report_dir / "confusion_matrix.png").exists()
+    report_dir = os.path.join(out, "test_other")  # the data set's folder name, not train_data_v2
+    assert "test top-1" in r.stdout and f"report in {report_dir}" in r.stdout
+    report = json.load(open(os.path.join(report_dir, "report.json"), encoding="utf-8"))
+    assert report["images"] == 20 and os.path.exists(os.path.join(report_dir, "confusion_matrix.png"))
+    assert open(os.path.join(out, "report.json"), encoding="utf-8").read() == trained, "the training report stays"
     wrong = make_txt_dataset(str(tmp_path / "wrong"), per_class=2, num_classes=3)
     r = cli("train.py", "--test_only", "--model", os.path.join(out, "best.h5"), "--data_dir", wrong,
             "--output_dir", tmp_path / "x")

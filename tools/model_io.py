@@ -1,4 +1,4 @@
-"""Saving and loading the trained model file (best.h5) safely.
+"""Saving and loading the trained model file (best.h5) safely: no kill or crash can leave it half-written.
 
 best.h5 stays in the HDF5 format the original used (predict.py, server.py and users' scripts
 load it with plain `keras.models.load_model`); Keras 3 calls that format legacy and warns on
@@ -21,6 +21,30 @@ def _quiet_absl():
         absl_logging.set_verbosity(old)
 
 
+def replace_atomic(tmp, path):
+    """os.replace(tmp, path) once tmp's bytes are on disk, then the rename itself where the OS allows:
+    a kill, crash or power cut at any instant leaves either the old file or the complete new one."""
+    fd = os.open(tmp, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its renames need no such flush
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+TEMP_GLOB = ".*.tmp.h5"  # save_model_atomic's temporary files, left behind only by a killed process
+
+
 def save_model_atomic(model, path):
     """Write `model` for inference (no optimizer state) to `path` via a temp file + os.replace,
     so a crash mid-write leaves the previous file intact, never a broken one."""
@@ -30,7 +54,7 @@ def save_model_atomic(model, path):
     try:
         with _quiet_absl():
             model.save(tmp, include_optimizer=False)
-        os.replace(tmp, path)
+        replace_atomic(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
