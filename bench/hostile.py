@@ -32,17 +32,9 @@ import requests  # noqa: E402
 
 import hostile  # noqa: E402
 from datagen import CLASS_NAMES, make_image  # noqa: E402
-from servers import free_port, start, stop  # noqa: E402
+from servers import free_port, proc_status, start, stop  # noqa: E402
 
 MB = 1024 * 1024
-
-
-def proc_status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
 
 
 def upload(url, pid, data, before):

@@ -20,6 +20,7 @@ from servers import free_port, start, stop
 from test_e2e import CHROMIUM, watch_csp, write_y4m
 from test_feedback import GLASS, GLASS_CLASSES, glass_model, make_glass_data  # noqa: F401 (a fixture)
 from test_phone import LAYOUT_ITEMS, PHONE, screenshots
+from test_phone import check_layout as phone_check_layout
 from tools.dataset import load_datasets
 
 #: What a person looks at or taps while giving feedback (the card itself holds them all).
@@ -57,36 +58,8 @@ def browser(tmp_path_factory):
 
 
 def check_layout(page, what):
-    """No two visible FEEDBACK_ITEMS overlap, all fit the screen's width; items in the scrolling
-    class list count only where they show (clipped to the list's box)."""
-    boxes = page.evaluate("""(selector) => {
-        const out = [];
-        document.querySelectorAll(selector).forEach((e) => {
-            let r = e.getBoundingClientRect();
-            if (r.width < 1 || r.height < 1 || getComputedStyle(e).visibility === "hidden") return;
-            let top = r.top, bottom = r.bottom;
-            const list = e.closest(".picker-list");
-            if (list) {
-                const c = list.getBoundingClientRect();
-                top = Math.max(top, c.top); bottom = Math.min(bottom, c.bottom);
-                if (bottom - top < 1) return;
-            }
-            const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")
-                + (e.dataset.label ? "[" + e.dataset.label + "]" : "");
-            out.push({name, x: r.left + scrollX, y: top + scrollY, w: r.width, h: bottom - top});
-        });
-        return out;
-    }""", FEEDBACK_ITEMS)
-    width = page.viewport_size["width"]
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{what}: the page scrolls sideways"
-    for b in boxes:
-        assert b["x"] >= -0.5 and b["x"] + b["w"] <= width + 0.5, f"{what}: {b} is wider than the screen"
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
-            dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
-            assert dx <= 0.5 or dy <= 0.5, f"{what}: {a} overlaps {b}"
-    return boxes
+    """No two visible FEEDBACK_ITEMS overlap and all fit the screen (test_phone's check)."""
+    return phone_check_layout(page, what, FEEDBACK_ITEMS)
 
 
 def visible_choices(page):

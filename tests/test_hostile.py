@@ -22,7 +22,7 @@ from PIL import Image
 
 import hostile
 from datagen import make_image, make_txt_dataset
-from servers import free_port, start, stop
+from servers import free_port, proc_status, start, stop
 from tools import image_io
 from tools.fetch import FetchError, fetch_image
 
@@ -135,14 +135,6 @@ def test_predict_gives_one_line_for_a_bomb_and_runs_the_rest(cli, tiny_model, tm
 
 
 # ----------------------------------------------------------------- the server process
-def _status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 def _reset_peak(pid):
     """Start a new peak-RSS window (Linux >= 4.0), where the kernel allows it."""
     try:
@@ -164,12 +156,12 @@ def server(tiny_model):
 def test_server_memory_per_hostile_upload_stays_under_300_mb(server, cases, photo_bytes):
     url, proc = server
     reference = requests.post(url + "/predict", files={"file": ("p.jpg", photo_bytes)}, timeout=60).json()
-    warm = _status(proc.pid, "VmRSS")  # peaks are measured above this: what a request leaves counts too
+    warm = proc_status(proc.pid, "VmRSS")  # peaks are measured above this: what a request leaves counts too
     growth = {}
     for name, (data, accepted) in cases.items():
         _reset_peak(proc.pid)  # where the kernel refuses, VmHWM is the peak so far: stricter still
         r = requests.post(url + "/predict", files={"file": ("x.png", data)}, timeout=120)
-        growth[name] = (_status(proc.pid, "VmHWM") - warm) / MB
+        growth[name] = (proc_status(proc.pid, "VmHWM") - warm) / MB
         if accepted:
             assert r.status_code == 200 and "label" in r.json(), (name, r.status_code, r.text[:300])
         else:

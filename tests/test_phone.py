@@ -144,19 +144,28 @@ LAYOUT_ITEMS = ("header h1, nav a, #lang, .buttons button, .filebutton, .drop-hi
                 "#camera-problem, #fallback a, #result > *")
 
 
-def check_layout(page, what):
-    """Bounding boxes of the visible LAYOUT_ITEMS: no two overlap (touching edges is fine), all
-    within the screen's width, and the page does not scroll sideways. Returns the boxes."""
+def check_layout(page, what, selector=LAYOUT_ITEMS):
+    """Bounding boxes of the visible elements `selector` finds: no two overlap (touching edges is
+    fine), all within the screen's width, and the page does not scroll sideways. Items inside a
+    scrolling list (.picker-list) count only where they show. Returns the boxes."""
     boxes = page.evaluate("""(selector) => {
         const out = [];
         document.querySelectorAll(selector).forEach((e) => {
-            const r = e.getBoundingClientRect(), style = getComputedStyle(e);
-            if (r.width < 1 || r.height < 1 || style.visibility === "hidden") return;
-            const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "");
-            out.push({name, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height});
+            let r = e.getBoundingClientRect();
+            if (r.width < 1 || r.height < 1 || getComputedStyle(e).visibility === "hidden") return;
+            let top = r.top, bottom = r.bottom;
+            const list = e.closest(".picker-list");
+            if (list) {
+                const c = list.getBoundingClientRect();
+                top = Math.max(top, c.top); bottom = Math.min(bottom, c.bottom);
+                if (bottom - top < 1) return;
+            }
+            const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")
+                + (e.dataset.label ? "[" + e.dataset.label + "]" : "");
+            out.push({name, x: r.left + scrollX, y: top + scrollY, w: r.width, h: bottom - top});
         });
         return out;
-    }""", LAYOUT_ITEMS)
+    }""", selector)
     width = page.viewport_size["width"]
     assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{what}: the page scrolls sideways"
     for b in boxes:
