@@ -32,7 +32,7 @@ def test_mirrored_run_matches_a_single_device_run(tiny_data, tmp_path, cli):
     assert len(a) == len(b) == 2
     mean_a, mean_b = sum(a) / 2, sum(b) / 2
     # 2 epochs of 36 images with BatchNorm over 8 images per replica: measured 16.1 % apart on
-    # Keras 3.15.1 / TensorFlow 2.21.1 (main at 5fb4565 gives the same figures); doubled gradients or an
+    # Keras 3.15.1 / TensorFlow 2.21.0 (main at 5fb4565 gives the same figures); doubled gradients or an
     # unscaled learning rate move it further
     assert abs(mean_a - mean_b) / mean_a < 0.25, (a, b)
     assert (mirrored / "best.h5").exists() and (mirrored / "report.json").exists()
