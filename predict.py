@@ -154,10 +154,12 @@ def main(args):
     if args.timeout <= 0 or args.max_mb <= 0 or args.max_mpx <= 0:
         print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
         return 2
-    import_keras_quietly()
     try:
-        clf = Classifier(resolve_model(args.model, args.model_sha256), crops=args.crops, top_k=args.top_k,
-                         unsure_threshold=args.threshold, max_pixels=int(args.max_mpx * 1e6))
+        model_path = resolve_model(args.model, args.model_sha256)
+        if os.path.isfile(model_path):  # else Classifier says so at once, before Keras' slow import
+            import_keras_quietly()
+        clf = Classifier(model_path, crops=args.crops, top_k=args.top_k, unsure_threshold=args.threshold,
+                         max_pixels=int(args.max_mpx * 1e6))
     except ModelFilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
