@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from test_server import _wait_ready
 from datagen import CLASS_NAMES, make_image, make_txt_dataset
 from server import create_app, get_args_parser, main
 from tools.dataset import RULE_FILE_NAME, DataError, data_flow, load_datasets
@@ -45,12 +46,7 @@ def make_glass_data(root, per_class=3):
     return data
 
 
-def _ready(app, timeout=120):
-    holder = app.extensions["garbage_model"]
-    deadline = time.time() + timeout
-    while not holder.ready.is_set() and holder.error is None and time.time() < deadline:
-        time.sleep(0.05)
-    return holder
+_ready = _wait_ready  # the model loads in the background: wait as the server tests do
 
 
 def _collecting_app(model, folder, **settings):
