@@ -1,9 +1,16 @@
 """--strategy on 2 logical CPU devices: mirrored (TensorFlow) and data_parallel (JAX)."""
 
 import csv
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+
+from conftest import ROOT
 
 COMMON = ("--weights", "none", "--input_size", "32", "--epochs", "2", "--workers", "2")
 
@@ -13,8 +20,23 @@ def _losses(out):
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
-def test_mirrored_run_matches_a_single_device_run(tiny_data, tmp_path, cli):
+def _run_killed_after_the_first_epoch(args, meta):
+    """train.py in the background, SIGKILLed once the first epoch's backup is on disk; returns its log."""
+    proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while not meta.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    log = proc.communicate()[0]
+    assert meta.exists() and "best val_accuracy" not in log, log[-3000:]
+    return log
+
+
+def test_mirrored_run_killed_and_resumed_matches_a_single_device_run(tiny_data, tmp_path, cli):
     """Same data, seed, global batch (16) and learning rate (2e-3): one device vs 2 x 8 with lr 1e-3 x 2.
+    The mirrored run is killed after its first epoch and rerun, so resuming under a strategy (the
+    backup written and restored by replicas) is checked by the same comparison.
 
     Not bit-equal: BatchNorm statistics are per replica (8 images, not 16) and dropout draws differ,
     so the mean training loss is compared with a tolerance; wrong gradient aggregation (a sum instead
@@ -24,9 +46,14 @@ def test_mirrored_run_matches_a_single_device_run(tiny_data, tmp_path, cli):
     r1 = cli("train.py", "--data_dir", tiny_data, *COMMON, "--batch_size", "16", "--learning_rate", "2e-3",
              "--output_dir", single)
     assert r1.returncode == 0, r1.stdout[-3000:] + r1.stderr[-3000:]
-    r2 = cli("train.py", "--data_dir", tiny_data, *COMMON, "--batch_size", "8", "--learning_rate", "1e-3",
-             "--strategy", "mirrored", "--cpu_devices", "2", "--output_dir", mirrored)
+    args = ["train.py", "--data_dir", tiny_data, *COMMON, "--batch_size", "8", "--learning_rate", "1e-3",
+            "--strategy", "mirrored", "--cpu_devices", "2", "--output_dir", mirrored]
+    meta = mirrored / ".backup" / "scratch" / "training_metadata.json"
+    _run_killed_after_the_first_epoch(args, meta)
+    assert json.load(open(meta))["epoch"] == 1  # epochs finished
+    r2 = cli(*args)
     assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
+    assert "resuming scratch from epoch 2" in r2.stdout and "Epoch 1/2" not in r2.stdout, r2.stdout[-3000:]
     assert "2 devices (mirrored): global batch 8 x 2 = 16, learning rate 0.001 x 2 = 0.002" in r2.stdout
     a, b = _losses(single), _losses(mirrored)
     assert len(a) == len(b) == 2
