@@ -22,7 +22,7 @@ import os
 import sys
 
 from tools.fetch import DEFAULT_DEADLINE
-from tools.image_io import MAX_PIXELS
+from tools.images import MAX_PIXELS
 from tools.quiet import import_keras_quietly
 
 PROMPT = "请输入图片的绝对路径或 URL: "
@@ -57,7 +57,7 @@ def get_args_parser():
 def expand(inputs):
     """Files, folders (recursive, images only, sorted) and URLs -> list of (input, kind)."""
     from tools.fetch import is_url
-    from tools.image_io import is_image_file
+    from tools.images import is_image_file
 
     out = []
     for item in inputs:
@@ -90,7 +90,7 @@ def read_input(item, kind, args):
 def prepare(clf, item, kind, args):
     """(crops, None) or (None, error message)."""
     from tools.fetch import FetchError
-    from tools.image_io import ImageDecodeError
+    from tools.images import ImageDecodeError
 
     try:
         return clf.prepare(read_input(item, kind, args)), None

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from tools.dataset import RULE_FILE_NAME, DataError, find_rule_file, load_dataset, stratified_split
+from tools.data.layout import RULE_FILE_NAME, DataError, find_rule_file, load_dataset, stratified_split
 from tools.quiet import import_keras_quietly
 
 
@@ -43,7 +43,7 @@ def get_args_parser():
 
 
 def run_download(args):
-    from tools.data_check import HUAWEI_URL, DownloadError, download
+    from tools.data.check import HUAWEI_URL, DownloadError, download
 
     url = args.url or HUAWEI_URL
     import_keras_quietly()  # the download goes through keras.utils.get_file
@@ -57,7 +57,7 @@ def run_download(args):
 
 
 def run_check(args):
-    from tools.data_check import check
+    from tools.data.check import check
 
     try:
         report = check(args.check, args.rule_file, args.out)

@@ -22,7 +22,7 @@ given (then under generated names).
 
 --collect DIR closes the loop: /predict answers carry a capture_id, the page asks "Correct?" or
 "Wrong? Choose the right item", and /feedback writes the photo and its label into DIR in the
-garbage_classify_v2 layout, ready for sample.py --check and train.py (tools/feedback.py). Without
+garbage_classify_v2 layout, ready for sample.py --check and train.py (tools/serving/feedback.py). Without
 --collect nothing of this exists and no photo is kept.
 
 create_app() also reads its settings from the environment, for any WSGI server: GARBAGE_MODEL,
@@ -46,11 +46,11 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tools.feedback import CaptureStore, CollectError, Collector, FeedbackError
-from tools.image_io import MAX_PIXELS, ImageDecodeError, ImageTooLarge
+from tools.serving.feedback import CaptureStore, CollectError, Collector, FeedbackError
+from tools.images import MAX_PIXELS, ImageDecodeError, ImageTooLarge
 from tools.model_source import file_sha256, is_model_url, model_file_name, resolve_model
 from tools.quiet import import_keras_quietly
-from tools.sniff import ACCEPTED, ACCEPTED_NAMES, sniff
+from tools.images import ACCEPTED, ACCEPTED_NAMES, sniff
 
 DEFAULTS = {
     "MODEL": "output/best.h5",
@@ -64,7 +64,7 @@ DEFAULTS = {
     "BATCH_WAIT_MS": 5.0,
     "SAVE_UPLOADS": None,
     "SERVER_CAMERA": None,
-    # --collect DIR (tools/feedback.py): photos wait COLLECT_TTL_S seconds for feedback, at most
+    # --collect DIR (tools/serving/feedback.py): photos wait COLLECT_TTL_S seconds for feedback, at most
     # COLLECT_PENDING of them and COLLECT_PENDING_MB in all (the oldest make room); DIR is capped at
     # COLLECT_MAX_MB.
     "COLLECT_DIR": None,
@@ -130,7 +130,7 @@ class ModelHolder:
     def _load(self):
         path = None
         try:
-            from tools.batcher import MicroBatcher
+            from tools.serving.batcher import MicroBatcher
             from tools.inference import Classifier
 
             path = resolve_model(self.config["MODEL"], self.config.get("MODEL_SHA256"))
@@ -307,7 +307,7 @@ def create_app(test_config=None):
     app.extensions["garbage_model"] = holder
     camera = None
     if app.config["SERVER_CAMERA"] not in (None, ""):
-        from tools.camera import ServerCamera
+        from tools.serving.kiosk import ServerCamera
 
         camera = ServerCamera(app.config["SERVER_CAMERA"])  # raises CameraError if it cannot open
         app.extensions["garbage_camera"] = camera
@@ -504,7 +504,7 @@ def get_args_parser():
 
 
 def main(args):
-    from tools.camera import CameraError
+    from tools.serving.kiosk import CameraError
 
     if bool(args.cert) != bool(args.key):
         print("error: --cert and --key go together", file=sys.stderr)
@@ -530,7 +530,7 @@ def main(args):
         print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
         return 2
     if args.collect and not is_model_url(args.model):
-        from tools.feedback import check_rule_file
+        from tools.serving.feedback import check_rule_file
         from tools.inference import ModelFilesError, load_labels
 
         try:  # before the model loads (a URL model's labels are checked once it is fetched)

@@ -119,7 +119,7 @@ def check_args(args):
 
 
 def no_data_message(data_dir, reason):
-    from tools.data_check import HUAWEI_URL
+    from tools.data.check import HUAWEI_URL
 
     return (f"{reason}.\nPut the Huawei garbage_classify_v2 images there (img_N.jpg + img_N.txt, "
             f"garbage_classify_rule.json beside the folder): download {HUAWEI_URL} and unzip it into "
@@ -134,9 +134,9 @@ def phase_header(text):
 # --------------------------------------------------------------------------- callbacks
 def make_callbacks(keras, args, state, phase, monitor, plateau, restored=None):
     """Callbacks of one phase. Defined here (not at import) so importing train.py loads no Keras.
-    `restored`: the backup the phase resumes from (tools.resume.restore), for the callbacks' counters."""
-    from tools.model_io import save_model_atomic
-    from tools.resume import EpochBackup
+    `restored`: the backup the phase resumes from (tools.training.resume.restore), for the callbacks' counters."""
+    from models.saving import save_model_atomic
+    from tools.training.resume import EpochBackup
 
     class AtomicBestCheckpoint(keras.callbacks.Callback):
         """ModelCheckpoint(save_best_only) that writes best.h5 for inference (no optimizer state)
@@ -194,7 +194,7 @@ def make_callbacks(keras, args, state, phase, monitor, plateau, restored=None):
 # --------------------------------------------------------------------------- run state
 # OUTPUT_DIR/.backup holds what a rerun needs: state.json (written at each phase's end: which phases
 # are done, best value so far), one folder per unfinished phase with its epoch backups
-# (tools/resume.py), phase1_end.weights.h5. Every file there is replaced atomically, never rewritten.
+# (tools/training/resume.py), phase1_end.weights.h5. Every file there is replaced atomically, never rewritten.
 def state_path(output_dir):
     return os.path.join(output_dir, ".backup", "state.json")
 
@@ -216,7 +216,7 @@ def load_state(output_dir):
 
 
 def save_state(output_dir, state):
-    from tools.resume import write_json_atomic
+    from tools.training.resume import write_json_atomic
 
     os.makedirs(os.path.dirname(state_path(output_dir)), exist_ok=True)
     write_json_atomic(state_path(output_dir), state)
@@ -278,7 +278,7 @@ def compile_model(keras, model, learning_rate, num_classes, jit, weight_decay=No
 
 def fit_phase(keras, model, args, state, phase, train_seq, val_seq, initial_epoch, epochs, plateau):
     """Train epochs initial_epoch..epochs-1, or what an interrupted run left of them; returns the end epoch."""
-    from tools.resume import drop_history_rows, restore
+    from tools.training.resume import drop_history_rows, restore
 
     monitor = "val_loss" if val_seq is not None else "loss"
     folder = backup_dir(args.output_dir, phase)
@@ -303,7 +303,7 @@ def fit_phase(keras, model, args, state, phase, train_seq, val_seq, initial_epoc
 
 def finish_phase(model, args, state, phase, end):
     """Record `phase` as done in state.json (so a rerun does not train it again), then drop its backups."""
-    from tools.model_io import save_model_atomic
+    from models.saving import save_model_atomic
 
     best = os.path.join(args.output_dir, "best.h5")
     if not os.path.exists(best):  # no epoch ever improved (NaN): the outputs still need a model
@@ -316,14 +316,14 @@ def finish_phase(model, args, state, phase, end):
 def train(args):
     import keras
 
-    from tools.dataset import DataError, data_flow
+    from tools.data.layout import DataError, data_flow
 
     t0 = time.time()
     scope, replicas = distribution(keras, args)
     os.makedirs(args.output_dir, exist_ok=True)
     if args.no_resume and os.path.isdir(os.path.join(args.output_dir, ".backup")):
         shutil.rmtree(os.path.join(args.output_dir, ".backup"))
-    from tools.resume import remove_stale_temp_files
+    from tools.training.resume import remove_stale_temp_files
 
     stale = remove_stale_temp_files(args.output_dir)
     if stale:
@@ -359,8 +359,8 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
     """Model building and both phases; under a distribution strategy's scope when one is used."""
     from models.classifier import build_classifier, set_trainable_from
     from models.weights import WeightsUnavailableError
-    from tools.model_io import load_model, save_model_atomic
-    from tools.resume import save_weights_atomic
+    from models.saving import load_model, save_model_atomic
+    from tools.training.resume import save_weights_atomic
 
     from_scratch = args.weights == "none"
     jit = use_jit(keras, args.jit_compile)
@@ -432,7 +432,7 @@ def _train_in_scope(keras, args, t0, train_seq, val_seq, ds, num_classes):
 
     phase_header("Outputs")
     history_csv = merge_histories(args.output_dir, phases)
-    from tools.report import plot_history, read_history
+    from tools.training.report import plot_history, read_history
 
     plot_history(read_history(history_csv), os.path.join(args.output_dir, "history.png"),
                  phase_boundary=state.get("phase1_epochs") if len(phases) > 1 else None)
@@ -489,7 +489,7 @@ def distribution(keras, args):
 
 def write_labels(output_dir, class_names, input_size):
     """labels.json: the class list (index = model output), read by predict.py and server.py."""
-    from tools.preprocess import CONTRACT
+    from models.preprocess import CONTRACT
 
     with open(os.path.join(output_dir, "labels.json"), "w", encoding="utf-8") as f:
         json.dump({"labels": class_names, "input_size": input_size, "preprocessing": CONTRACT}, f,
@@ -500,7 +500,7 @@ def evaluate(model, sequence, class_names, output_dir):
     """Predict every batch of `sequence` and write report.json/txt + confusion_matrix.png."""
     import numpy as np
 
-    from tools.report import classification_report, write_report
+    from tools.training.report import classification_report, write_report
 
     probs = model.predict(sequence, verbose=0)
     y_true = np.asarray(sequence.labels)[np.asarray(sequence.order)]
@@ -510,9 +510,9 @@ def evaluate(model, sequence, class_names, output_dir):
 
 
 def test_only(args):
-    from tools.dataset import DataError, load_datasets
-    from tools.garbage_sequence import GarbageClassifySequence
-    from tools.model_io import load_model
+    from tools.data.layout import DataError, load_datasets
+    from tools.training.loader import GarbageClassifySequence
+    from models.saving import load_model
     from tools.model_source import ModelSourceError, resolve_model
 
     try:

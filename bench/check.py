@@ -28,7 +28,7 @@ def read_only(folder):
 
 
 def measure(folder, out):
-    from tools.data_check import check
+    from tools.data.check import check
 
     t = time.perf_counter()
     read_only(folder)

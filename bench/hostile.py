@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
 
-import hostile  # noqa: E402
-from datagen import CLASS_NAMES, make_image  # noqa: E402
-from servers import free_port, proc_status, start, stop  # noqa: E402
+from support import hostile  # noqa: E402
+from support.datagen import CLASS_NAMES, make_image  # noqa: E402
+from support.servers import free_port, proc_status, start, stop  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -57,7 +57,7 @@ def tiny_model(folder, input_size):
     import keras
 
     from models.classifier import build_classifier
-    from tools.model_io import save_model_atomic
+    from models.saving import save_model_atomic
 
     keras.utils.set_random_seed(0)
     path = os.path.join(folder, "best.h5")

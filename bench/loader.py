@@ -83,9 +83,9 @@ def main(argv=None):
     p.add_argument("--data_dir", default=TRASHNET, help="real photos (default: ../shared TrashNet)")
     args = p.parse_args(argv)
 
-    from tools.dataset import load_dataset
-    from tools.garbage_sequence import GarbageClassifySequence
-    from tools import image_io
+    from tools.data.layout import load_dataset
+    from tools.training.loader import GarbageClassifySequence
+    from tools import images as image_io
 
     cores = os.cpu_count() or 1
     worker_counts = sorted({1, 2, cores})

@@ -58,10 +58,10 @@ def main(argv=None):
 
     import keras
 
-    from datagen import make_image
+    from support.datagen import make_image
     from models.classifier import build_classifier
     from tools.inference import Classifier
-    from tools.model_io import save_model_atomic
+    from models.saving import save_model_atomic
     from train import write_labels
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__} on "
@@ -84,8 +84,8 @@ def main(argv=None):
 
     # 3. the original way: 5 random crops, 5 separate model.predict calls
     model = clf.model
-    from tools.image_io import load_resized, random_crop
-    from tools.preprocess import preprocess_input
+    from tools.images import load_resized, random_crop
+    from models.preprocess import preprocess_input
 
     arr = load_resized(photo, args.input_size)  # 640x480 -> 341x256, as the original resized
     rng = np.random.default_rng(0)
@@ -122,7 +122,7 @@ def main(argv=None):
     bare_folder_rate = len(prepared) / (time.perf_counter() - t)
 
     # 1 and 2: the real server process
-    from servers import start, stop
+    from support.servers import start, stop
 
     server = start([sys.executable, "server.py", "--model", model_path, "--host", "127.0.0.1", "--port",
                     str(args.port), "--crops", str(args.crops)], args.port)

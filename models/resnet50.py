@@ -191,8 +191,8 @@ def main(argv=None):
     parser.add_argument("--weights", default="imagenet", help="'imagenet' (Keras cache) or PATH of an .h5 file")
     args = parser.parse_args(argv)
 
-    from tools.image_io import ImageDecodeError, load_image_file
-    from tools.preprocess import preprocess_input
+    from tools.images import ImageDecodeError, load_image_file
+    from models.preprocess import preprocess_input
 
     try:
         img = load_image_file(args.image, DEFAULT_INPUT_SIZE)

@@ -14,7 +14,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from datagen import make_txt_dataset  # noqa: E402
+from support.datagen import make_txt_dataset  # noqa: E402
 
 TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2")
 
@@ -70,9 +70,9 @@ def tiny_model(tmp_path_factory):
     import keras
 
     from models.classifier import build_classifier
-    from tools.model_io import save_model_atomic
+    from models.saving import save_model_atomic
     from train import write_labels
-    from datagen import CLASS_NAMES
+    from support.datagen import CLASS_NAMES
 
     folder = tmp_path_factory.mktemp("model")
     keras.utils.set_random_seed(11)
@@ -90,7 +90,7 @@ def photo_bytes():
 
     import numpy as np
 
-    from datagen import make_image
+    from support.datagen import make_image
 
     buf = io.BytesIO()
     make_image(2, np.random.default_rng(4), (640, 480)).save(buf, "JPEG", quality=90)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datagen import make_folder_dataset, make_image, make_txt_dataset
-from tools.augment import RandomAffine
-from tools.cutout import Cutout
-from tools.dataset import DataError, data_flow, load_dataset, parse_label_file, stratified_split
-from tools.garbage_sequence import GarbageClassifySequence, smooth_labels
-from tools.image_io import ImageDecodeError, decode_image, load_image_file, load_resized
-from tools.preprocess import preprocess_input
+from support.datagen import make_folder_dataset, make_image, make_txt_dataset
+from tools.training.augment import RandomAffine
+from tools.training.augment import Cutout
+from tools.data.layout import DataError, data_flow, load_dataset, parse_label_file, stratified_split
+from tools.training.loader import GarbageClassifySequence, smooth_labels
+from tools.images import ImageDecodeError, decode_image, load_image_file, load_resized
+from models.preprocess import preprocess_input
 
 
 def _bytes(img, fmt="JPEG", **kw):
@@ -234,8 +234,8 @@ def test_data_flow_prints_counts_and_splits(tiny_data):
 # ----------------------------------------------------------------- phone formats
 @pytest.mark.parametrize("fmt,ext", [("HEIF", ".heic"), ("AVIF", ".avif")])
 def test_heic_and_avif_photos_decode_like_the_original(fmt, ext, tmp_path):
-    from tools.image_io import is_image_file
-    from tools.sniff import ACCEPTED, sniff
+    from tools.images import is_image_file
+    from tools.images import ACCEPTED, sniff
 
     decode_image(_bytes(Image.new("RGB", (8, 8))))  # the HEIF opener is registered by the decoder
     photo = make_image(2, np.random.default_rng(0), (320, 240))

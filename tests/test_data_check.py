@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 
-from datagen import make_image, make_txt_dataset
+from support.datagen import make_image, make_txt_dataset
 
 
 def _zip_of(data_dir, path):

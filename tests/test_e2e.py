@@ -16,8 +16,8 @@ import requests
 from PIL import Image
 
 from conftest import ROOT
-from datagen import make_image
-from servers import free_port, start, stop
+from support.datagen import make_image
+from support.servers import free_port, start, stop
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")

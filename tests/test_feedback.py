@@ -1,6 +1,6 @@
 """server.py --collect DIR through the Flask test client: /predict's capture_id, /feedback and every
 way it can fail (nothing half-written), the bounded store of waiting photos, 8 concurrent clients,
-nothing written without --collect; and tools.dataset.load_datasets, which trains on several folders."""
+nothing written without --collect; and tools.data.layout.load_datasets, which trains on several folders."""
 
 import concurrent.futures
 import csv
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from test_server import _wait_ready
-from datagen import CLASS_NAMES, make_image, make_txt_dataset
+from support.datagen import CLASS_NAMES, make_image, make_txt_dataset
 from server import create_app, get_args_parser, main
-from tools.dataset import RULE_FILE_NAME, DataError, data_flow, load_datasets
-from tools.feedback import CollectError, Collector
+from tools.data.layout import RULE_FILE_NAME, DataError, data_flow, load_datasets
+from tools.serving.feedback import CollectError, Collector
 
 #: The test model's classes: tiny_model's weights with a 玻璃 ("glass") class, as the page test picks it.
 GLASS_CLASSES = ["可回收物/易拉罐", "有害垃圾/干电池", "厨余垃圾/水果果皮", "可回收物/玻璃"]
@@ -230,11 +230,11 @@ def test_a_full_folder_or_disk_gets_507_and_nothing_is_written(strict, monkeypat
     assert r.status_code == 507 and "full" in r.json["error"] and "0.01 MB" in r.json["error"], r.json
     assert sorted(os.listdir(folder)) == files
     # a disk with no room: 507 as well
-    import tools.feedback
+    import tools.serving.feedback
 
     monkeypatch.setattr(collector, "max_bytes", None)
     usage = shutil.disk_usage(folder)
-    monkeypatch.setattr(tools.feedback.shutil, "disk_usage", lambda path: usage._replace(free=1024))
+    monkeypatch.setattr(tools.serving.feedback.shutil, "disk_usage", lambda path: usage._replace(free=1024))
     r = feedback(client, cid, 1)
     assert r.status_code == 507 and "disk is full" in r.json["error"]
     assert sorted(os.listdir(folder)) == files
@@ -248,7 +248,7 @@ def test_a_full_folder_or_disk_gets_507_and_nothing_is_written(strict, monkeypat
 def test_a_failed_label_file_leaves_no_half_pair(app, monkeypatch, errno_name, status):
     import errno
 
-    import tools.feedback
+    import tools.serving.feedback
 
     client = app.test_client()
     folder = folder_of(app)
@@ -265,7 +265,7 @@ def test_a_failed_label_file_leaves_no_half_pair(app, monkeypatch, errno_name, s
             raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(tools.feedback.os, "replace", replace)
+    monkeypatch.setattr(tools.serving.feedback.os, "replace", replace)
     r = feedback(client, cid, 2)
     assert r.status_code == status and "nothing was saved" in r.json["error"], r.json
     assert sorted(os.listdir(folder)) == files  # no image, no temporary file
@@ -278,7 +278,7 @@ def test_a_failed_label_file_leaves_no_half_pair(app, monkeypatch, errno_name, s
 
 # ----------------------------------------------------------------- 8 clients at once
 def test_eight_concurrent_clients_get_one_numbered_pair_each(app):
-    from tools.data_check import check
+    from tools.data.check import check
 
     folder = folder_of(app)
     before = max(pairs(folder), default=0)

@@ -15,13 +15,13 @@ import requests
 from PIL import Image
 
 from conftest import run_cli
-from datagen import make_image
-from servers import free_port, start, stop
+from support.datagen import make_image
+from support.servers import free_port, start, stop
 from test_e2e import CHROMIUM, watch_csp, write_y4m
 from test_feedback import GLASS, GLASS_CLASSES, glass_model, make_glass_data  # noqa: F401 (a fixture)
 from test_phone import LAYOUT_ITEMS, PHONE, screenshots
 from test_phone import check_layout as phone_check_layout
-from tools.dataset import load_datasets
+from tools.data.layout import load_datasets
 
 #: What a person looks at or taps while giving feedback (the card itself holds them all).
 FEEDBACK_ITEMS = LAYOUT_ITEMS.replace("#result > *", "#privacy, #result .item, #result .bin, #result .prob, "

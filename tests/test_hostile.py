@@ -20,10 +20,10 @@ import pytest
 import requests
 from PIL import Image
 
-import hostile
-from datagen import make_image, make_txt_dataset
-from servers import free_port, proc_status, start, stop
-from tools import image_io
+from support import hostile
+from support.datagen import make_image, make_txt_dataset
+from support.servers import free_port, proc_status, start, stop
+from tools import images as image_io
 from tools.fetch import FetchError, fetch_image
 
 MB = 1024 * 1024
@@ -103,8 +103,8 @@ def test_reduced_modes_look_as_before():
 
 # ----------------------------------------------------------------- training and predict.py
 def test_training_loader_warns_and_skips_a_bomb(tmp_path, caplog):
-    from tools.dataset import load_dataset
-    from tools.garbage_sequence import GarbageClassifySequence
+    from tools.data.layout import load_dataset
+    from tools.training.loader import GarbageClassifySequence
 
     data = make_txt_dataset(str(tmp_path), per_class=4, num_classes=2)
     with open(os.path.join(data, "img_1.jpg"), "wb") as f:  # a .jpg name does not make it one

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tools.image_io import ImageDecodeError
+from tools.images import ImageDecodeError
 from tools.inference import Classifier, ModelFilesError, crop_batch
 
 
@@ -44,7 +44,7 @@ def test_one_batched_call_equals_the_average_of_single_crops(tiny_model, photo_b
 
 
 def test_several_photos_in_one_call_match_one_by_one(tiny_model, photo_bytes):
-    from datagen import make_image
+    from support.datagen import make_image
     import io
 
     buf = io.BytesIO()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from servers import free_port
+from support.servers import free_port
 from tools.model_source import CACHE_SUBDIR, ModelSourceError, resolve_model
 
 WRONG = "0" * 64

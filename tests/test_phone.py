@@ -18,8 +18,8 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
-from datagen import make_image
-from servers import free_port, start, stop
+from support.datagen import make_image
+from support.servers import free_port, start, stop
 from test_e2e import ARTIFACTS, CHROMIUM, watch_csp, write_y4m
 
 PHONE = dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2)

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from datagen import make_image
+from support.datagen import make_image
 
 
 def _photos(folder, n=3):
@@ -34,7 +34,7 @@ def test_folder_recursive_json_and_csv(cli, tiny_model, tmp_path):
     folder = tmp_path / "photos"
     _photos(str(folder), 3)
     _photos(str(folder / "sub"), 2)
-    from tools.image_io import _register_heif
+    from tools.images import _register_heif
 
     _register_heif()  # an iPhone photo among them
     make_image(1, np.random.default_rng(9), (160, 120)).save(folder / "sub" / "IMG_0001.HEIC", "HEIF")

@@ -202,7 +202,7 @@ def test_unrecognised_cached_file_is_reported_and_kept(keras_home):
 
 
 def test_model_script_reports_offline_error_in_one_line(cli, tmp_path, keras_home):
-    from datagen import make_image
+    from support.datagen import make_image
 
     img = tmp_path / "x.jpg"
     make_image(0, np.random.default_rng(0), (120, 90)).save(img)
@@ -214,7 +214,7 @@ def test_model_script_reports_offline_error_in_one_line(cli, tmp_path, keras_hom
 
 
 def test_model_script_prints_top5_with_a_weights_file(cli, tmp_path):
-    from datagen import make_image
+    from support.datagen import make_image
 
     keras.utils.set_random_seed(3)
     path = str(tmp_path / "top.h5")

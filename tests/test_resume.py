@@ -1,5 +1,5 @@
 """Interrupting train.py is safe at any instant: a kill during a backup's write, at random moments, or
-after the last epoch never stops the rerun (tools/resume.py, train.py's fit_phase/finish_phase)."""
+after the last epoch never stops the rerun (tools/training/resume.py, train.py's fit_phase/finish_phase)."""
 
 import csv
 import json
@@ -71,7 +71,7 @@ def _assert_best_loads(out):
         assert keras.models.load_model(path, compile=False).output_shape == (None, 4)
 
 
-# --------------------------------------------------------------------------- tools/resume.py on its own
+# --------------------------------------------------------------------------- tools/training/resume.py on its own
 def _tiny_model():
     import keras
 
@@ -84,7 +84,7 @@ def _tiny_model():
 def test_restore_falls_back_to_the_previous_backup_then_to_the_phase_start(tmp_path):
     import keras
 
-    from tools.resume import METADATA, EpochBackup, restore
+    from tools.training.resume import METADATA, EpochBackup, restore
 
     folder = str(tmp_path / "backup")
     x, y = np.random.default_rng(0).random((16, 3)), np.random.default_rng(1).random((16, 2))
@@ -132,7 +132,7 @@ def test_restore_falls_back_to_the_previous_backup_then_to_the_phase_start(tmp_p
 
 
 def test_history_rows_of_epochs_that_run_again_are_dropped(tmp_path):
-    from tools.resume import drop_history_rows
+    from tools.training.resume import drop_history_rows
 
     path = tmp_path / "h.csv"
     path.write_bytes(b"epoch,loss\r\n0,1.0\r\n1,0.9\r\n2,0.8\r\n3,0.")  # the last row was cut by a kill

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from datagen import make_folder_dataset, make_txt_dataset
-from tools.dataset import load_dataset
+from support.datagen import make_folder_dataset, make_txt_dataset
+from tools.data.layout import load_dataset
 
 
 def test_sample_copies_n_images_with_labels_hardlinked_and_reproducible(tmp_path, cli):

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datagen import make_image
+from support.datagen import make_image
 from server import SECURITY_HEADERS, SERVER_NAME, create_app, make_dev_server
-from tools.image_io import _register_heif
+from tools.images import _register_heif
 
 
 def _wait_ready(app, timeout=120):

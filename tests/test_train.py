@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from datagen import make_txt_dataset
+from support.datagen import make_txt_dataset
 
 OUTPUTS = ("best.h5", "labels.json", "history.csv", "history.png", "report.json", "report.txt",
            "confusion_matrix.png")

@@ -32,8 +32,8 @@ class ExportError(Exception):
 
 def sample_inputs(model_input_size, samples=None, count=16, seed=0):
     """Preprocessed crops of the photos in `samples` (a folder), or of generated photos."""
-    from tools.image_io import is_image_file, load_image_file
-    from tools.preprocess import preprocess_input
+    from tools.images import is_image_file, load_image_file
+    from models.preprocess import preprocess_input
 
     images = []
     if samples:
@@ -53,9 +53,9 @@ def sample_inputs(model_input_size, samples=None, count=16, seed=0):
 
 def representative_data(data_dir, input_size, count=64, seed=0):
     """Calibration batches for int8 quantisation, taken from the training folder."""
-    from tools.dataset import load_dataset
-    from tools.image_io import load_image_file
-    from tools.preprocess import preprocess_input
+    from tools.data.layout import load_dataset
+    from tools.images import load_image_file
+    from models.preprocess import preprocess_input
 
     ds = load_dataset(data_dir)
     chosen = np.random.default_rng(seed).choice(len(ds.paths), size=min(count, len(ds.paths)), replace=False)
@@ -131,7 +131,7 @@ def run_exported(fmt, path, x):
 
 def write_contract(model_path, out, input_size, artifact, fmt):
     from tools.inference import load_labels
-    from tools.preprocess import CONTRACT
+    from models.preprocess import CONTRACT
 
     labels, meta = load_labels(model_path)
     shutil.copy(os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.json"),
@@ -185,7 +185,7 @@ def main(argv=None):
         return 2
     import_keras_quietly()
     from tools.inference import ModelFilesError, load_labels
-    from tools.model_io import load_model
+    from models.saving import load_model
 
     try:
         load_labels(args.model)  # the class list travels with the export: check before the slow part

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from tools.image_io import MAX_PIXELS, decode_image, resize_shorter, resize_size
-from tools.preprocess import preprocess_input
-from tools.report import bin_of
+from tools.images import MAX_PIXELS, decode_image, resize_shorter, resize_size
+from models.preprocess import preprocess_input
+from tools.training.report import bin_of
 
 CROP_CHOICES = (1, 5, 10)
 
@@ -55,7 +55,7 @@ def load_labels(model_path):
 
 
 def _keras_model(path):
-    from tools.model_io import load_model
+    from models.saving import load_model
 
     return load_model(path)
 
@@ -96,7 +96,7 @@ class Classifier:
         crops: 1, 5 or 10 deterministic crops per photo, averaged.
         top_k: alternatives listed in each result.
         unsure_threshold: `unsure` is true when the top probability is below it.
-        max_pixels: pixel budget of one photo (tools.image_io.MAX_PIXELS): larger ones raise
+        max_pixels: pixel budget of one photo (tools.images.MAX_PIXELS): larger ones raise
             ImageTooLarge before they are decoded.
     """
 

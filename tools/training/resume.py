@@ -17,7 +17,7 @@ import os
 
 import keras
 
-from tools.model_io import TEMP_GLOB, replace_atomic
+from models.saving import TEMP_GLOB, replace_atomic
 
 METADATA = "training_metadata.json"
 TMP = ".tmp-"  # in the name of every temporary file written here: `remove_stale_temp_files` finds them by it

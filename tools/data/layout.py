@@ -21,7 +21,7 @@ import unicodedata
 
 import numpy as np
 
-from tools.image_io import is_image_file
+from tools.images import is_image_file
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
     `data_dir` is one folder or a list of folders sharing one class list (load_datasets).
     Returns (train_sequence, val_sequence or None when val_split is 0, Dataset).
     """
-    from tools.garbage_sequence import GarbageClassifySequence
+    from tools.training.loader import GarbageClassifySequence
 
     ds = load_datasets(data_dir, rule_file, num_classes)
     train_idx, val_idx = stratified_split(ds.labels, val_split, seed)

@@ -17,8 +17,8 @@ import shutil
 
 import numpy as np
 
-from tools.dataset import RULE_FILE_NAME, DataError, detect_layout, find_rule_file, load_rule_file, parse_label_file
-from tools.image_io import ImageDecodeError, decode_image, is_image_file
+from tools.data.layout import RULE_FILE_NAME, DataError, detect_layout, find_rule_file, load_rule_file, parse_label_file
+from tools.images import ImageDecodeError, decode_image, is_image_file
 
 HUAWEI_URL = ("https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/"
               "garbage_classify/dataset/garbage_classify_v2.zip")
@@ -197,7 +197,7 @@ def plot_counts(class_names, counts, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tools.report import find_cjk_font
+    from tools.training.report import find_cjk_font
 
     font = find_cjk_font()
     names = [f"{i} {n}" for i, n in enumerate(class_names)] if font else [str(i) for i in range(len(class_names))]

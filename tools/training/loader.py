@@ -14,10 +14,10 @@ import threading
 import keras
 import numpy as np
 
-from tools.augment import RandomAffine
-from tools.cutout import Cutout
-from tools.image_io import ImageDecodeError, center_crop, load_resized, random_crop
-from tools.preprocess import preprocess_input
+from tools.training.augment import RandomAffine
+from tools.training.augment import Cutout
+from tools.images import ImageDecodeError, center_crop, load_resized, random_crop
+from models.preprocess import preprocess_input
 
 log = logging.getLogger(__name__)
 

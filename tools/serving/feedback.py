@@ -23,7 +23,7 @@ Two pieces:
 Images are kept as the bytes that were judged, with the extension of their sniffed format
 (tools/sniff.ACCEPTED): both pages post JPEG, so nearly every file is img_N.jpg as in the Huawei set;
 a PNG or HEIC from an API client stays lossless as img_N.png / img_N.heic. The label file names the
-image, and tools/dataset.py, tools/data_check.py and the training decoder (tools/image_io) read
+image, and tools/data/layout.py, tools/data/check.py and the training decoder (tools/image_io) read
 every accepted format, so no re-encoding (quality loss, a decode per feedback) is needed.
 """
 
@@ -40,8 +40,8 @@ import threading
 import time
 import uuid
 
-from tools.dataset import RULE_FILE_NAME, DataError, load_rule_file
-from tools.sniff import ACCEPTED
+from tools.data.layout import RULE_FILE_NAME, DataError, load_rule_file
+from tools.images import ACCEPTED
 
 CSV_NAME = "feedback.csv"
 CSV_COLUMNS = ["time", "file", "predicted_label", "predicted_name", "probability", "label", "name", "model_sha256"]
