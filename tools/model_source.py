@@ -176,3 +176,13 @@ def _get_file(fname, url, tmp, sha256, target, no_copy):
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         reason = reason.replace(f"URL fetch failure on {url}: ", "").replace("None -- ", "")
         raise ModelSourceError(f"cannot download {url} ({reason}) and {no_copy}", url, target) from None
+
+
+def add_model_arguments(parser, default, what="model written by train.py (best.h5 or .tflite, labels.json beside it)"):
+    """--model and --model_sha256, worded alike in every script that loads a model."""
+    parser.add_argument("--model", default=default,
+                        help=f"{what}, or the http(s) URL of a published one with labels.json beside it, fetched "
+                             "once into the Keras cache (default: %(default)s)")
+    parser.add_argument("--model_sha256", metavar="HEX", default=None,
+                        help="sha256 the model file must have (sha256sum best.h5); a URL's download that differs is "
+                             "refused and not cached")
