@@ -349,6 +349,8 @@ def train(args):
     except DataError as e:
         raise UsageError(str(e)) from None
     num_classes = len(ds.class_names)
+    from tools.contract import write_labels
+
     write_labels(args.output_dir, ds.class_names, args.input_size)
 
     with scope:
@@ -485,15 +487,6 @@ def distribution(keras, args):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         strategy = tf.distribute.MirroredStrategy(devices)
     return strategy.scope(), strategy.num_replicas_in_sync
-
-
-def write_labels(output_dir, class_names, input_size):
-    """labels.json: the class list (index = model output), read by predict.py and server.py."""
-    from models.preprocess import CONTRACT
-
-    with open(os.path.join(output_dir, "labels.json"), "w", encoding="utf-8") as f:
-        json.dump({"labels": class_names, "input_size": input_size, "preprocessing": CONTRACT}, f,
-                  ensure_ascii=False, indent=1)
 
 
 def evaluate(model, sequence, class_names, output_dir):

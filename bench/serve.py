@@ -62,7 +62,7 @@ def main(argv=None):
     from models.classifier import build_classifier
     from tools.inference import Classifier
     from models.saving import save_model_atomic
-    from train import write_labels
+    from tools.contract import write_labels
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__} on "
           f"{keras.backend.backend()}; {args.input_size}px, {args.classes} classes, {args.crops} crops")
@@ -84,7 +84,8 @@ def main(argv=None):
 
     # 3. the original way: 5 random crops, 5 separate model.predict calls
     model = clf.model
-    from tools.images import load_resized, random_crop
+    from tools.images import load_resized
+    from tools.training.augment import random_crop
     from models.preprocess import preprocess_input
 
     arr = load_resized(photo, args.input_size)  # 640x480 -> 341x256, as the original resized

@@ -71,7 +71,7 @@ def tiny_model(tmp_path_factory):
 
     from models.classifier import build_classifier
     from models.saving import save_model_atomic
-    from train import write_labels
+    from tools.contract import write_labels
     from support.datagen import CLASS_NAMES
 
     folder = tmp_path_factory.mktemp("model")

@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tools.contract import resize_size
+
 #: Extensions treated as images when scanning folders.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
 
@@ -64,11 +66,6 @@ def _register_heif():
 
 def is_image_file(path):
     return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
-
-
-def resize_size(input_size):
-    """Shorter side before cropping: 256 for 224, scaled alike for other sizes (the 256/224 rule)."""
-    return int(round(input_size * 256 / 224))
 
 
 def _gray8(img):
@@ -191,12 +188,6 @@ def center_crop(arr, size):
     return arr[top:top + size, left:left + size]
 
 
-def random_crop(arr, size, rng):
-    h, w = arr.shape[:2]
-    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-    return arr[top:top + size, left:left + size]
-
-
 def load_resized(source, input_size):
     """Decode and resize to the pre-crop size (shorter side 256 for 224); uint8 HxWx3 array."""
     side = resize_size(input_size)
@@ -208,7 +199,7 @@ def load_image_file(source, input_size, crop_size=None):
     return center_crop(load_resized(source, input_size), crop_size or input_size)
 
 
-# ---------------------------------------------------------------- what kind of file it is (was tools/images.py)
+# ---------------------------------------------------------------- what kind of file it is (was tools/sniff.py)
 #: Formats the decoder takes -> the extension an accepted upload is saved with. HEIF (iPhone and
 #: many Android photos, via pillow-heif) and AVIF (Pillow's own plugin) come in the same ISO box
 #: container and are told apart by its brand.

@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from tools.images import MAX_PIXELS, decode_image, resize_shorter, resize_size
+from tools.contract import resize_size
+from tools.images import MAX_PIXELS, decode_image, resize_shorter
 from models.preprocess import preprocess_input
 from tools.training.report import bin_of
 

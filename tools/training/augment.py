@@ -1,4 +1,6 @@
-"""Random affine augmentation with OpenCV: what the original got from Keras 2's ImageDataGenerator.
+"""Training-time augmentation, all of it: random crop, random affine (OpenCV) and cutout.
+
+The affine part is what the original got from Keras 2's ImageDataGenerator.
 
 Keras 3 dropped ImageDataGenerator; this reproduces its settings (rotation, shift, shear, zoom,
 flips, 'nearest' fill) with one `cv2.warpAffine` per image, driven by a numpy Generator so a
@@ -84,3 +86,10 @@ class Cutout:
             raise ValueError(f"Cutout expects a batch (n, H, W, C). Received shape {images.shape}")
         images[self.masks(images.shape[0], images.shape[1], images.shape[2], rng)] = self.fill
         return images
+
+
+def random_crop(arr, size, rng):
+    """A `size`x`size` window of HxWx3 `arr` at a position drawn from `rng`."""
+    h, w = arr.shape[:2]
+    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    return arr[top:top + size, left:left + size]

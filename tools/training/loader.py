@@ -14,10 +14,9 @@ import threading
 import keras
 import numpy as np
 
-from tools.training.augment import RandomAffine
-from tools.training.augment import Cutout
-from tools.images import ImageDecodeError, center_crop, load_resized, random_crop
 from models.preprocess import preprocess_input
+from tools.images import ImageDecodeError, center_crop, load_resized
+from tools.training.augment import Cutout, RandomAffine, random_crop
 
 log = logging.getLogger(__name__)
 
