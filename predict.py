@@ -15,14 +15,16 @@ failed (2 if the model cannot be loaded).
 """
 
 import argparse
-import concurrent.futures
 import csv
-import json
 import os
 import sys
 
-from tools.fetch import DEFAULT_DEADLINE
+from tools.batch_predict import CSV_COLUMNS, DEFAULT_BATCH_SIZE, expand, run
+from tools.contract import CROP_CHOICES, DEFAULT_CROPS, DEFAULT_MODEL, ModelFilesError
+from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from tools.images import MAX_PIXELS
+from tools.inference import DEFAULT_THRESHOLD, DEFAULT_TOP_K, Classifier
+from tools.model_source import add_model_arguments, resolve_model
 from tools.quiet import import_keras_quietly
 
 PROMPT = "请输入图片的绝对路径或 URL: "
@@ -31,21 +33,18 @@ PROMPT = "请输入图片的绝对路径或 URL: "
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", help="image files, folders or http(s) URLs")
-    p.add_argument("--model", default="output/best.h5",
-                   help="model written by train.py, or the http(s) URL of a published one with labels.json beside "
-                        "it, fetched into the Keras cache (default: %(default)s)")
-    p.add_argument("--model_sha256", metavar="HEX",
-                   help="sha256 the model file must have (sha256sum best.h5); a URL's download that differs is "
-                        "refused and not cached")
-    p.add_argument("--crops", type=int, choices=(1, 5, 10), default=5,
+    add_model_arguments(p, DEFAULT_MODEL)
+    p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULT_CROPS,
                    help="centre / +4 corners / +mirrors, averaged (default: %(default)s)")
-    p.add_argument("--top_k", type=int, default=5, help="alternatives shown (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=0.5,
+    p.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="alternatives shown (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="below this top probability the answer is marked unsure (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input")
     p.add_argument("--csv", metavar="OUT", help="also write one row per input to this CSV file")
-    p.add_argument("--batch_size", type=int, default=16, help="photos per model call for folders (default: %(default)s)")
-    p.add_argument("--max_mb", type=float, default=20, help="size cap for URL downloads (default: %(default)s)")
+    p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help="photos per model call for folders (default: %(default)s)")
+    p.add_argument("--max_mb", type=float, default=DEFAULT_MAX_BYTES // (1024 * 1024),
+                   help="size cap for URL downloads (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=DEFAULT_DEADLINE,
                    help="seconds one URL may take in all: connecting, waiting and downloading (default: %(default)s)")
     p.add_argument("--max_mpx", type=float, default=MAX_PIXELS / 1e6,
@@ -54,100 +53,7 @@ def get_args_parser():
     return p
 
 
-def expand(inputs):
-    """Files, folders (recursive, images only, sorted) and URLs -> list of (input, kind)."""
-    from tools.fetch import is_url
-    from tools.images import is_image_file
-
-    out = []
-    for item in inputs:
-        if is_url(item):
-            out.append((item, "url"))
-        elif os.path.isdir(item):
-            found = sorted(os.path.join(root, f) for root, _, files in os.walk(item) for f in files if is_image_file(f))
-            if not found:
-                out.append((item, "empty-dir"))
-            out.extend((f, "file") for f in found)
-        else:
-            out.append((item, "file"))
-    return out
-
-
-def read_input(item, kind, args):
-    from tools.fetch import fetch_image
-
-    if kind == "url":
-        return fetch_image(item, timeout=(5.0, min(15.0, args.timeout)), max_bytes=int(args.max_mb * 1024 * 1024),
-                           deadline=args.timeout)
-    if kind == "empty-dir":
-        raise OSError("folder holds no images")
-    if not os.path.exists(item):
-        raise OSError("no such file")
-    with open(item, "rb") as f:
-        return f.read()
-
-
-def prepare(clf, item, kind, args):
-    """(crops, None) or (None, error message)."""
-    from tools.fetch import FetchError
-    from tools.images import ImageDecodeError
-
-    try:
-        return clf.prepare(read_input(item, kind, args)), None
-    except (OSError, ImageDecodeError, FetchError) as e:
-        return None, str(e)
-
-
-def show(item, result, args, out=None):
-    out = out or sys.stdout
-    if args.json:
-        print(json.dumps({"input": item, **result}, ensure_ascii=False), file=out, flush=True)
-        return
-    flag = "  (not sure)" if result["unsure"] else ""
-    print(f"{item}: {result['label']} {result['name']} | bin {result['category']} | "
-          f"{result['probability'] * 100:.1f}%{flag}", file=out)
-    alts = " | ".join(f"{t['label']} {t['name']} {t['probability'] * 100:.1f}%" for t in result["top_k"])
-    print(f"    top-{len(result['top_k'])}: {alts}", file=out, flush=True)
-
-
-def run(clf, items, args, writer=None):
-    """Predict `items` in batches (decoding overlapped with the model); returns the number failed."""
-    from tqdm import tqdm
-
-    failed = 0
-    bar = tqdm(total=len(items), unit="img", disable=len(items) < 2 or None, file=sys.stderr)
-    with concurrent.futures.ThreadPoolExecutor(max(2, os.cpu_count() or 1)) as pool:
-        futures = [pool.submit(prepare, clf, item, kind, args) for item, kind in items]
-        for start in range(0, len(items), args.batch_size):
-            chunk = list(range(start, min(start + args.batch_size, len(items))))
-            prepared = [futures[i].result() for i in chunk]
-            good = [i for i, (crops, _) in zip(chunk, prepared) if crops is not None]
-            crops = {i: c for i, (c, _) in zip(chunk, prepared) if c is not None}
-            results = dict(zip(good, clf.predict_prepared([crops[i] for i in good]))) if good else {}
-            for i, (_, err) in zip(chunk, prepared):
-                item = items[i][0]
-                if err is not None:
-                    failed += 1
-                    bar.clear()
-                    if args.json:
-                        print(json.dumps({"input": item, "error": err}, ensure_ascii=False), flush=True)
-                    print(f"error: {item}: {err}", file=sys.stderr, flush=True)
-                else:
-                    bar.clear()
-                    show(item, results[i], args)
-                if writer:
-                    r = results.get(i, {})
-                    writer.writerow([item, r.get("label", ""), r.get("name", ""), r.get("category", ""),
-                                     r.get("probability", ""), r.get("unsure", ""), err or ""])
-                bar.update(1)
-    bar.close()
-    return failed
-
-
 def main(args):
-    from tools.inference import Classifier, ModelFilesError
-    from tools.model_source import resolve_model
-
     if args.top_k < 1 or args.batch_size < 1:
         print("error: --top_k and --batch_size must be >= 1", file=sys.stderr)
         return 2
@@ -163,14 +69,16 @@ def main(args):
     except ModelFilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    options = dict(batch_size=args.batch_size, as_json=args.json, max_bytes=int(args.max_mb * 1024 * 1024),
+                   deadline=args.timeout)
     csv_file = open(args.csv, "w", newline="", encoding="utf-8") if args.csv else None
     writer = csv.writer(csv_file) if csv_file else None
     if writer:
-        writer.writerow(["input", "label", "name", "category", "probability", "unsure", "error"])
+        writer.writerow(CSV_COLUMNS)
     failed = 0
     try:
         if args.inputs:
-            failed = run(clf, expand(args.inputs), args, writer)
+            failed = run(clf, expand(args.inputs), writer=writer, **options)
         else:
             while True:
                 try:
@@ -179,7 +87,7 @@ def main(args):
                     print()
                     break
                 if line:
-                    failed += run(clf, expand([line]), args, writer)
+                    failed += run(clf, expand([line]), writer=writer, **options)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -12,13 +12,14 @@ system allows (no extra disk space), else copied. The same --seed picks the same
 
 import argparse
 import os
-import shutil
 import sys
 
 import numpy as np
 from tqdm import tqdm
 
-from tools.data.layout import RULE_FILE_NAME, DataError, find_rule_file, load_dataset, stratified_split
+from tools.data.check import check
+from tools.data.download import HUAWEI_URL, DownloadError, copy_rule_file, download, link_or_copy
+from tools.data.layout import DataError, load_dataset, stratified_split
 from tools.quiet import import_keras_quietly
 
 
@@ -43,8 +44,6 @@ def get_args_parser():
 
 
 def run_download(args):
-    from tools.data.check import HUAWEI_URL, DownloadError, download
-
     url = args.url or HUAWEI_URL
     import_keras_quietly()  # the download goes through keras.utils.get_file
     try:
@@ -57,8 +56,6 @@ def run_download(args):
 
 
 def run_check(args):
-    from tools.data.check import check
-
     try:
         report = check(args.check, args.rule_file, args.out)
     except DataError as e:
@@ -92,18 +89,6 @@ def pick(labels, n, seed, stratified):
     return chosen
 
 
-def place(src, dst, hardlink):
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    if hardlink:
-        try:
-            os.link(src, dst)
-            return True
-        except OSError:
-            pass
-    shutil.copy2(src, dst)
-    return False
-
-
 def main(args):
     if args.download or args.check:
         if args.download and args.check:
@@ -133,15 +118,13 @@ def main(args):
         path = ds.paths[i]
         if ds.layout == "txt":
             target = os.path.join(args.dst, os.path.basename(path))
-            linked += place(path, target, not args.copy)
+            linked += link_or_copy(path, target, not args.copy)
             txt = os.path.splitext(path)[0] + ".txt"
-            place(txt, os.path.splitext(target)[0] + ".txt", not args.copy)
+            link_or_copy(txt, os.path.splitext(target)[0] + ".txt", not args.copy)
         else:
             rel = os.path.relpath(path, args.src)
-            linked += place(path, os.path.join(args.dst, rel), not args.copy)
-    rule = find_rule_file(args.src)
-    if rule:
-        shutil.copy2(rule, os.path.join(args.dst, RULE_FILE_NAME))
+            linked += link_or_copy(path, os.path.join(args.dst, rel), not args.copy)
+    copy_rule_file(args.src, args.dst)
     counts = np.bincount(ds.labels[chosen], minlength=len(ds.class_names))
     print(f"{len(chosen)} of {len(ds.paths)} images -> {args.dst} ({linked} hard-linked, "
           f"{len(chosen) - linked} copied); per class: {counts.tolist()}")

@@ -16,9 +16,14 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-TRASHNET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "trashnet_v2", "train_data_v2")
+from support.datagen import make_big_jpegs  # noqa: E402
+from tools.data.check import check  # noqa: E402
+
+TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
 
 
 def read_only(folder):
@@ -28,8 +33,6 @@ def read_only(folder):
 
 
 def measure(folder, out):
-    from tools.data.check import check
-
     t = time.perf_counter()
     read_only(folder)
     base = time.perf_counter() - t
@@ -42,7 +45,6 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--big", type=int, default=200, help="generated 3000x4000 photos (default: %(default)s)")
     args = p.parse_args(argv)
-    from bench.loader import make_big_jpegs
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     rows = []

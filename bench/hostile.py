@@ -27,12 +27,16 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
 
+from models.classifier import build_classifier  # noqa: E402
+from models.saving import save_model_atomic  # noqa: E402
 from support import hostile  # noqa: E402
 from support.datagen import CLASS_NAMES, make_image  # noqa: E402
 from support.servers import free_port, proc_status, start, stop  # noqa: E402
+from tools.contract import write_labels  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -54,18 +58,10 @@ def upload(url, pid, data, before):
 
 
 def tiny_model(folder, input_size):
-    import keras
-
-    from models.classifier import build_classifier
-    from models.saving import save_model_atomic
-
     keras.utils.set_random_seed(0)
     path = os.path.join(folder, "best.h5")
     save_model_atomic(build_classifier(4, input_size, weights=None), path)
-    with open(os.path.join(folder, "labels.json"), "w", encoding="utf-8") as f:
-        import json
-
-        json.dump({"labels": CLASS_NAMES[:4], "input_size": input_size}, f, ensure_ascii=False)
+    write_labels(folder, CLASS_NAMES[:4], input_size)
     return path
 
 

@@ -20,13 +20,20 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
-TRASHNET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "trashnet_v2", "train_data_v2")
+from models.classifier import build_classifier, set_trainable_from  # noqa: E402
+from support.datagen import make_big_jpegs  # noqa: E402
+from tools import images as image_io  # noqa: E402
+from tools.data.layout import load_dataset  # noqa: E402
+from tools.training.loader import GarbageClassifySequence  # noqa: E402
+
+TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
 
 
 def loader_rate(seq, batches, workers):
@@ -39,26 +46,7 @@ def loader_rate(seq, batches, workers):
     return images / (time.perf_counter() - start)
 
 
-def make_big_jpegs(folder, count, seed=0):
-    """Photo-like 3000x4000 JPEGs (smooth gradients + texture, ~2-3 MB each), labelled 0/1."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:3000, 0:4000].astype(np.float32)
-    paths = []
-    for i in range(count):
-        base = np.stack([(np.sin(xx / (200 + 50 * c) + i) + 1) * 100 + yy / 40 for c in range(3)], axis=-1)
-        noise = rng.normal(0, 8, size=(750, 1000, 3)).repeat(4, axis=0).repeat(4, axis=1)
-        img = np.clip(base + noise, 0, 255).astype(np.uint8)
-        path = os.path.join(folder, f"big_{i}.jpg")
-        Image.fromarray(img).save(path, quality=90)
-        paths.append(path)
-    return paths
-
-
 def train_rate(input_size, batch_size, steps, trainable_from):
-    import keras
-
-    from models.classifier import build_classifier, set_trainable_from
-
     model = build_classifier(6, input_size, weights=None)
     set_trainable_from(model, trainable_from)
     model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=False)
@@ -69,7 +57,6 @@ def train_rate(input_size, batch_size, steps, trainable_from):
     start = time.perf_counter()
     for _ in range(steps):
         model.train_on_batch(x, y)
-    del keras
     return batch_size * steps / (time.perf_counter() - start)
 
 
@@ -82,10 +69,6 @@ def main(argv=None):
     p.add_argument("--train_steps", type=int, default=3, help="timed training steps (default: %(default)s)")
     p.add_argument("--data_dir", default=TRASHNET, help="real photos (default: ../shared TrashNet)")
     args = p.parse_args(argv)
-
-    from tools.data.layout import load_dataset
-    from tools.training.loader import GarbageClassifySequence
-    from tools import images as image_io
 
     cores = os.cpu_count() or 1
     worker_counts = sorted({1, 2, cores})
@@ -108,7 +91,8 @@ def main(argv=None):
         for w in worker_counts:
             rows.append((f"3000x4000 JPEG, draft decode, {w} thread(s)", loader_rate(seq, nb, w)))
         original = image_io.decode_image
-        image_io.decode_image = lambda source, min_side=None: original(source, None)  # baseline: full decode
+        # baseline: full decode
+        image_io.decode_image = lambda source, min_side=None, **kw: original(source, None, **kw)
         try:
             rows.append((f"3000x4000 JPEG, full decode (baseline), {cores} thread(s)", loader_rate(seq, nb, cores)))
         finally:

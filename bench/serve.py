@@ -28,8 +28,20 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
+
+from models.classifier import build_classifier  # noqa: E402
+from models.preprocess import preprocess_input  # noqa: E402
+from models.saving import save_model_atomic  # noqa: E402
+from support.datagen import make_image  # noqa: E402
+from support.servers import start, stop  # noqa: E402
+from tools.batch_predict import DEFAULT_BATCH_SIZE, expand, run  # noqa: E402
+from tools.contract import write_labels  # noqa: E402
+from tools.images import load_resized  # noqa: E402
+from tools.inference import Classifier  # noqa: E402
+from tools.training.augment import random_crop  # noqa: E402
 
 
 def pct(values, q):
@@ -56,14 +68,6 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=10099)
     args = p.parse_args(argv)
 
-    import keras
-
-    from support.datagen import make_image
-    from models.classifier import build_classifier
-    from tools.inference import Classifier
-    from models.saving import save_model_atomic
-    from tools.contract import write_labels
-
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__} on "
           f"{keras.backend.backend()}; {args.input_size}px, {args.classes} classes, {args.crops} crops")
     tmp = tempfile.mkdtemp()
@@ -84,10 +88,6 @@ def main(argv=None):
 
     # 3. the original way: 5 random crops, 5 separate model.predict calls
     model = clf.model
-    from tools.images import load_resized
-    from tools.training.augment import random_crop
-    from models.preprocess import preprocess_input
-
     arr = load_resized(photo, args.input_size)  # 640x480 -> 341x256, as the original resized
     rng = np.random.default_rng(0)
 
@@ -99,32 +99,27 @@ def main(argv=None):
     orig = timed(original, 5)
     one_call = timed(lambda: model.predict_on_batch(preprocess_input(crops)), 5)
 
-    # 4. predict.py on a folder vs bare batched forward of the same photos
-    import predict as predict_cli
-
+    # 4. predict.py on a folder (its library: tools.batch_predict) vs bare batched forward of the same photos
     folder = os.path.join(tmp, "photos")
     os.makedirs(folder)
     for i in range(args.folder):
         make_image(i % 6, np.random.default_rng(i), (640, 480)).save(os.path.join(folder, f"{i}.jpg"), quality=90)
-    pargs = predict_cli.get_args_parser().parse_args([folder, "--crops", str(args.crops), "--model", model_path])
-    items = predict_cli.expand([folder])
+    items = expand([folder])
     devnull = open(os.devnull, "w")
     stdout, sys.stdout = sys.stdout, devnull
     try:
         t = time.perf_counter()
-        predict_cli.run(clf, items, pargs)
+        run(clf, items, batch_size=DEFAULT_BATCH_SIZE)
         folder_rate = len(items) / (time.perf_counter() - t)
     finally:
         sys.stdout = stdout
     prepared = [clf.prepare(open(path, "rb").read()) for path, _ in items]
     t = time.perf_counter()
-    for start in range(0, len(prepared), pargs.batch_size):
-        clf.forward(np.concatenate(prepared[start:start + pargs.batch_size]))
+    for first in range(0, len(prepared), DEFAULT_BATCH_SIZE):
+        clf.forward(np.concatenate(prepared[first:first + DEFAULT_BATCH_SIZE]))
     bare_folder_rate = len(prepared) / (time.perf_counter() - t)
 
     # 1 and 2: the real server process
-    from support.servers import start, stop
-
     server = start([sys.executable, "server.py", "--model", model_path, "--host", "127.0.0.1", "--port",
                     str(args.port), "--crops", str(args.crops)], args.port)
     url = f"http://127.0.0.1:{args.port}/predict"

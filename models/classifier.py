@@ -11,9 +11,6 @@ from keras import layers, regularizers
 
 from models.resnet50 import ResNet50
 
-HEAD_LAYERS = ("head_pool", "head_dropout1", "head_fc1", "head_bn1", "head_fc2", "head_bn2", "head_dropout2",
-               "head_logits", "head_softmax")
-
 
 def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.5, l2=1e-3):
     """ResNet50(include_top=False) + the custom top; `weights` as in ResNet50 (None, "imagenet", path)."""

@@ -17,5 +17,6 @@ def preprocess_input(images):
     """uint8/float RGB images (..., H, W, 3) -> float32 BGR with the ImageNet means subtracted."""
     x = np.asarray(images, dtype=np.float32)
     if x.shape[-1] != 3:
-        raise ValueError(f"expected RGB images with 3 channels, got shape {x.shape}")
+        raise ValueError(f"`images` must be RGB images with 3 channels, shape (..., H, W, 3). "
+                         f"Received: images.shape={x.shape}")
     return x[..., ::-1] - BGR_MEAN

@@ -13,16 +13,20 @@ Run as a script to classify one photo with ImageNet weights:
     python models/resnet50.py IMAGE
 """
 
+import argparse
 import os
 import sys
 
 import keras
+import numpy as np
 from keras import layers
+from PIL import UnidentifiedImageError
 
 if __package__ in (None, ""):  # `python models/resnet50.py IMAGE`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models import weights as weights_lib  # noqa: E402
+from models.preprocess import preprocess_input  # noqa: E402
 
 #: Bottleneck blocks per stage (stages 2..5) and their filters: depth as data.
 STAGES = ((2, 3, (64, 64, 256)), (3, 4, (128, 128, 512)), (4, 6, (256, 256, 1024)), (5, 3, (512, 512, 2048)))
@@ -182,27 +186,24 @@ def ResNet50(include_top=True, weights="imagenet", input_tensor=None, input_shap
 
 def main(argv=None):
     """Print the top-5 ImageNet classes for one image."""
-    import argparse
-
-    import numpy as np
-
     parser = argparse.ArgumentParser(description="Top-5 ImageNet predictions of ResNet50 for one image.")
     parser.add_argument("image", help="path of a JPEG/PNG/... photo")
     parser.add_argument("--weights", default="imagenet", help="'imagenet' (Keras cache) or PATH of an .h5 file")
     args = parser.parse_args(argv)
 
-    from tools.images import ImageDecodeError, load_image_file
-    from models.preprocess import preprocess_input
-
-    try:
-        img = load_image_file(args.image, DEFAULT_INPUT_SIZE)
-    except (OSError, ImageDecodeError) as e:
+    side = DEFAULT_INPUT_SIZE
+    try:  # Keras' own loader, as in keras.applications' examples: the centre square, resized to 224x224
+        img = keras.utils.load_img(args.image, target_size=(side, side), interpolation="bilinear",
+                                   keep_aspect_ratio=True)
+    except UnidentifiedImageError:
+        sys.exit(f"error: {args.image}: not an image (unrecognised format)")
+    except (OSError, ValueError, SyntaxError) as e:
         sys.exit(f"error: {args.image}: {e}")
     try:
         model = ResNet50(weights=args.weights)
     except (weights_lib.WeightsUnavailableError, ValueError) as e:
         sys.exit(f"error: {e}")
-    probs = np.asarray(model.predict(preprocess_input(img[None].astype("float32")), verbose=0))
+    probs = np.asarray(model.predict(preprocess_input(np.asarray(img, np.float32)[None]), verbose=0))
     try:  # the class names file also comes through the Keras cache
         names = [name for _, name, _ in keras.applications.imagenet_utils.decode_predictions(probs, top=5)[0]]
     except Exception:  # offline and not cached: fall back to class ids

@@ -219,7 +219,7 @@ def raw_exchange(port, data, timeout=10):
 
 
 def test_production_line_serves_photos_without_versions_or_html(production):
-    from server import SECURITY_HEADERS, SERVER_NAME
+    from tools.serving.http import SECURITY_HEADERS, SERVER_NAME
 
     photo = image_bytes(0, (200, 150), fmt="PNG")
     answers = [requests.post(production.url + "/predict", files={"file": photo}, timeout=60) for _ in range(4)]
@@ -311,7 +311,7 @@ def test_server_camera_kiosk_mode_with_a_video_source(tiny_model, tmp_path):
     for i in range(5):
         writer.write(np.asarray(make_image(2, np.random.default_rng(i), (320, 240)))[:, :, ::-1])
     writer.release()
-    from server import create_app
+    from tools.serving.app import create_app
 
     app = create_app({"MODEL": tiny_model, "CROPS": 1, "SERVER_CAMERA": video})
     holder = app.extensions["garbage_model"]

@@ -16,8 +16,9 @@ import pytest
 
 from test_server import _wait_ready
 from support.datagen import CLASS_NAMES, make_image, make_txt_dataset
-from server import create_app, get_args_parser, main
+from server import get_args_parser, main  # test_a_folder_with_another_rule_file_refuses_to_start: the CLI
 from tools.data.layout import RULE_FILE_NAME, DataError, data_flow, load_datasets
+from tools.serving.app import create_app
 from tools.serving.feedback import CollectError, Collector
 
 #: The test model's classes: tiny_model's weights with a 玻璃 ("glass") class, as the page test picks it.

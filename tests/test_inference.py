@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from tools.contract import ModelFilesError
 from tools.images import ImageDecodeError
-from tools.inference import Classifier, ModelFilesError, crop_batch
+from tools.inference import Classifier, crop_batch
 
 
 def test_crops_are_deterministic_centre_and_corners():

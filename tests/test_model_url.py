@@ -162,7 +162,7 @@ def _wait(holder, timeout=120):
 
 def test_server_fetches_in_the_background_and_healthz_shows_name_and_hash(tiny_model, tmp_path, monkeypatch,
                                                                          photo_bytes, reference):
-    from server import create_app
+    from tools.serving.app import create_app
 
     _publish(tiny_model, tmp_path / "www" / "v1")
     sha, gate = _sha256(tiny_model), threading.Event()
@@ -186,11 +186,12 @@ def test_server_fetches_in_the_background_and_healthz_shows_name_and_hash(tiny_m
 
 
 def test_server_url_errors_name_url_and_cache_for_the_operator_only(tmp_path, monkeypatch, capsys):
-    import server
+    import server  # the CLI's own exit status is checked below
+    from tools.serving.app import create_app
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     url = f"http://127.0.0.1:{free_port()}/secret-token/best.h5"  # nothing listens there
-    app = server.create_app({"MODEL": url, "TESTING": True})
+    app = create_app({"MODEL": url, "TESTING": True})
     _wait(app.extensions["garbage_model"])
     r = app.test_client().get("/healthz")
     assert r.status_code == 503 and r.json["status"] == "error" and r.json["model"] == "best.h5"

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tools.training.report import classification_report, find_cjk_font, plot_history, write_report
+from tools.plots import find_cjk_font
+from tools.training.report import classification_report, plot_history, write_report
 
 NAMES = ["可回收物/易拉罐", "可回收物/纸板箱", "有害垃圾/干电池", "厨余垃圾/蛋壳", "其他垃圾/烟蒂", "其他垃圾/竹筷"]
 

@@ -19,8 +19,9 @@ import pytest
 from PIL import Image
 
 from support.datagen import make_image
-from server import SECURITY_HEADERS, SERVER_NAME, create_app, make_dev_server
 from tools.images import _register_heif
+from tools.serving.app import create_app
+from tools.serving.http import SECURITY_HEADERS, SERVER_NAME, make_dev_server
 
 
 def _wait_ready(app, timeout=120):

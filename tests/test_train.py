@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from support.datagen import make_txt_dataset
+from support.datagen import make_folder_dataset, make_txt_dataset
 
 OUTPUTS = ("best.h5", "labels.json", "history.csv", "history.png", "report.json", "report.txt",
            "confusion_matrix.png")
@@ -179,6 +179,14 @@ def test_no_data_explains_where_it_goes(tmp_path, cli):
     r = cli("train.py", "--data_dir", tmp_path / "nothing_here", "--output_dir", tmp_path / "o")
     assert r.returncode == 2
     assert "No training data" in r.stderr and "garbage_classify_v2.zip" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_class_is_refused_before_any_model_is_built(tmp_path, cli):
+    data = make_folder_dataset(str(tmp_path / "one"), per_class=4, classes=("cans",))
+    r = cli("train.py", "--data_dir", data, "--weights", "none", "--output_dir", tmp_path / "o", *FAST)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "1 class found" in r.stderr and "at least 2 classes" in r.stderr and "==> Model" not in r.stdout
+    assert not (tmp_path / "o" / "best.h5").exists()
 
 
 @pytest.mark.parametrize("args,msg", [(["--input_size", "16"], "--input_size"), (["--weights", "nope.h5"], "nope.h5"),

@@ -55,6 +55,7 @@ def load_labels(model_path):
             meta = json.load(f)
         return meta["labels"], meta
     except FileNotFoundError:
-        raise ModelFilesError(f"no {LABELS_FILE} beside {model_path} (train.py writes it next to {MODEL_FILE})") from None
+        why = f"train.py writes it next to {MODEL_FILE}"
+        raise ModelFilesError(f"no {LABELS_FILE} beside {model_path} ({why})") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ModelFilesError(f"{path} is not a labels file written by train.py ({e})") from None

@@ -10,9 +10,12 @@ that contract together with the class list. After exporting, the tool runs the e
 the Keras model on the same sample photos and reports the largest absolute difference and the
 top-1 agreement; a float32 export that disagrees on any photo fails (exit 1).
 TensorFlow is imported here, and only here: exporting is what it is for.
+
+The functions are the library (export, parity, ...); main() is `python -m tools.export`.
 """
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -21,6 +24,12 @@ import tempfile
 
 import numpy as np
 
+from models.preprocess import CONTRACT, preprocess_input
+from models.saving import load_model
+from tools.contract import DEFAULT_MODEL, LABELS_FILE, ModelFilesError, labels_path, load_labels, resize_size
+from tools.data.layout import load_dataset
+from tools.images import is_image_file, load_image_file
+from tools.inference import TFLiteModel
 from tools.quiet import import_keras_quietly
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -32,9 +41,6 @@ class ExportError(Exception):
 
 def sample_inputs(model_input_size, samples=None, count=16, seed=0):
     """Preprocessed crops of the photos in `samples` (a folder), or of generated photos."""
-    from tools.images import is_image_file, load_image_file
-    from models.preprocess import preprocess_input
-
     images = []
     if samples:
         paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(samples) for f in fs if is_image_file(f))[:count]
@@ -53,10 +59,6 @@ def sample_inputs(model_input_size, samples=None, count=16, seed=0):
 
 def representative_data(data_dir, input_size, count=64, seed=0):
     """Calibration batches for int8 quantisation, taken from the training folder."""
-    from tools.data.layout import load_dataset
-    from tools.images import load_image_file
-    from models.preprocess import preprocess_input
-
     ds = load_dataset(data_dir)
     chosen = np.random.default_rng(seed).choice(len(ds.paths), size=min(count, len(ds.paths)), replace=False)
 
@@ -75,7 +77,7 @@ def export_savedmodel(model, out):
 
 
 def export_tflite(model, out, int8=False, data_dir=None):
-    import tensorflow as tf
+    import tensorflow as tf  # the TFLite converter; heavy, and only exporting needs it
 
     with tempfile.TemporaryDirectory() as tmp:
         saved = export_savedmodel(model, tmp)
@@ -100,45 +102,28 @@ def export_onnx(model, out):
     return path
 
 
-def run_tflite(path, x):
-    from tools.export_runtime import tflite_interpreter
-
-    interpreter = tflite_interpreter(path)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for row in x:  # the converted graph has batch size 1
-        interpreter.resize_tensor_input(inp["index"], (1, *row.shape))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(inp["index"], row[None].astype(np.float32))
-        interpreter.invoke()
-        results.append(interpreter.get_tensor(out["index"])[0])
-    return np.stack(results)
-
-
 def run_exported(fmt, path, x):
+    """The exported model's outputs for the preprocessed batch `x`, run by its own runtime."""
     if fmt == "savedmodel":
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: only a SavedModel needs it here
 
         loaded = tf.saved_model.load(path)
         return np.asarray(loaded.serve(tf.constant(x)))
     if fmt == "tflite":
-        return run_tflite(path, x)
-    import onnxruntime as ort
+        return TFLiteModel(path).predict_on_batch(x)
+    import onnxruntime as ort  # optional (requirements-export.txt)
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     return np.asarray(session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0])
 
 
 def write_contract(model_path, out, input_size, artifact, fmt):
-    from tools.inference import load_labels
-    from models.preprocess import CONTRACT
-
-    labels, meta = load_labels(model_path)
-    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.json"),
-                os.path.join(out, "labels.json"))
+    """labels.json (copied) and preprocessing.json (what the exported model takes and returns) into `out`."""
+    labels, _ = load_labels(model_path)
+    shutil.copy(labels_path(model_path), os.path.join(out, LABELS_FILE))
     contract = {"artifact": os.path.basename(artifact), "format": fmt,
                 "input": {"shape": [None, input_size, input_size, 3], "dtype": "float32",
-                          "resize_shorter_side": int(round(input_size * 256 / 224)), "crop": "centre",
+                          "resize_shorter_side": resize_size(input_size), "crop": "centre",
                           "preprocessing": CONTRACT},
                 "output": {"shape": [None, len(labels)], "meaning": "class probabilities (softmax)"},
                 "labels": labels}
@@ -152,8 +137,6 @@ EXPORT_PACKAGES = {"onnx": ("tf2onnx", "onnxruntime")}
 
 def missing_packages(fmt):
     """The optional packages --format `fmt` needs that cannot be imported here."""
-    import importlib
-
     missing = []
     for name in EXPORT_PACKAGES.get(fmt, ()):
         try:
@@ -163,15 +146,46 @@ def missing_packages(fmt):
     return missing
 
 
-def main(argv=None):
+def export(model, model_path, fmt, out, int8=False, data_dir=None):
+    """Write `model` (loaded from `model_path`) as `fmt` into the folder `out`, with labels.json and
+    preprocessing.json beside it; returns the artifact's path. Raises ExportError."""
+    if fmt == "savedmodel":
+        artifact = export_savedmodel(model, out)
+    elif fmt == "tflite":
+        artifact = export_tflite(model, out, int8, data_dir)
+    else:
+        artifact = export_onnx(model, out)
+    write_contract(model_path, out, int(model.input_shape[1]), artifact, fmt)
+    return artifact
+
+
+def parity(model, fmt, artifact, x):
+    """(largest absolute difference, top-1 agreement) of the exported model against `model` on `x`."""
+    reference = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    exported = np.asarray(run_exported(fmt, artifact, x), dtype=np.float64)
+    return float(np.abs(exported - reference).max()), float(np.mean(exported.argmax(1) == reference.argmax(1)))
+
+
+def size_mb(artifact):
+    """Megabytes of an exported file, or of a folder (a SavedModel) with everything in it."""
+    if not os.path.isdir(artifact):
+        return os.path.getsize(artifact) / 1e6
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(artifact) for f in fs) / 1e6
+
+
+def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="output/best.h5", help="model from train.py (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model from train.py (default: %(default)s)")
     p.add_argument("--format", choices=FORMATS, required=True, help="what to export")
     p.add_argument("--out", default="export", help="output folder (default: %(default)s)")
     p.add_argument("--samples", help="folder of photos for the parity check (default: 16 generated photos)")
     p.add_argument("--int8", action="store_true", help="tflite: full-integer weights, calibrated on --data_dir")
     p.add_argument("--data_dir", help="training folder for --int8 calibration")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
     if args.int8 and args.format != "tflite":
         print("error: --int8 applies to --format tflite only", file=sys.stderr)
         return 2
@@ -183,37 +197,22 @@ def main(argv=None):
         print(f"error: --format {args.format} needs {' and '.join(missing)}: "
               f"pip install -r requirements-export.txt", file=sys.stderr)
         return 2
-    import_keras_quietly()
-    from tools.inference import ModelFilesError, load_labels
-    from models.saving import load_model
-
     try:
         load_labels(args.model)  # the class list travels with the export: check before the slow part
     except ModelFilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    import_keras_quietly()
     model = load_model(args.model)
-    size = int(model.input_shape[1])
     os.makedirs(args.out, exist_ok=True)
     try:
-        if args.format == "savedmodel":
-            artifact = export_savedmodel(model, args.out)
-        elif args.format == "tflite":
-            artifact = export_tflite(model, args.out, args.int8, args.data_dir)
-        else:
-            artifact = export_onnx(model, args.out)
-        write_contract(args.model, args.out, size, artifact, args.format)
-        x = sample_inputs(size, args.samples)
+        artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir)
+        x = sample_inputs(int(model.input_shape[1]), args.samples)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    reference = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
-    exported = np.asarray(run_exported(args.format, artifact, x), dtype=np.float64)
-    diff = float(np.abs(exported - reference).max())
-    agree = float(np.mean(exported.argmax(1) == reference.argmax(1)))
-    size_mb = (sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(artifact) for f in fs)
-               if os.path.isdir(artifact) else os.path.getsize(artifact)) / 1e6
-    print(f"exported {artifact} ({size_mb:.1f} MB); parity on {len(x)} photos: max abs diff {diff:.2e}, "
+    diff, agree = parity(model, args.format, artifact, x)
+    print(f"exported {artifact} ({size_mb(artifact):.1f} MB); parity on {len(x)} photos: max abs diff {diff:.2e}, "
           f"top-1 agreement {agree * 100:.1f}%")
     if agree < 1.0 and not args.int8:
         print("error: the float32 export disagrees with the Keras model on some photos", file=sys.stderr)

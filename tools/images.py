@@ -188,10 +188,14 @@ def center_crop(arr, size):
     return arr[top:top + size, left:left + size]
 
 
-def load_resized(source, input_size):
-    """Decode and resize to the pre-crop size (shorter side 256 for 224); uint8 HxWx3 array."""
+def load_resized(source, input_size, max_pixels=MAX_PIXELS):
+    """Decode and resize to the pre-crop size (shorter side 256 for 224); uint8 HxWx3 array.
+
+    Raises ImageTooLarge when more than `max_pixels` would be decoded, ImageDecodeError for
+    anything else that is not a readable image.
+    """
     side = resize_size(input_size)
-    return np.asarray(resize_shorter(decode_image(source, min_side=side), side))
+    return np.asarray(resize_shorter(decode_image(source, min_side=side, max_pixels=max_pixels), side))
 
 
 def load_image_file(source, input_size, crop_size=None):

@@ -9,29 +9,30 @@ Result fields: label, name ("bin/item"), category (the bin), probability, top_k,
 summed per bin: a reliable bin even when the exact item is uncertain), unsure, time_ms.
 """
 
-import json
 import os
 import threading
 import time
 
 import numpy as np
 
-from tools.contract import resize_size
-from tools.images import MAX_PIXELS, decode_image, resize_shorter
 from models.preprocess import preprocess_input
-from tools.training.report import bin_of
+from models.saving import load_model
+from tools.contract import CROP_CHOICES, DEFAULT_CROPS, LABELS_FILE, ModelFilesError, bin_of, load_labels
+from tools.images import MAX_PIXELS, load_resized
 
-CROP_CHOICES = (1, 5, 10)
+#: Alternatives listed in a result, and the top probability below which it is marked unsure.
+DEFAULT_TOP_K = 5
+DEFAULT_THRESHOLD = 0.5
 
 
-class ModelFilesError(OSError):
-    """The model or its labels.json is missing or does not match (message says which)."""
+def _check_crops(crops):
+    if crops not in CROP_CHOICES:
+        raise ValueError(f"`crops` must be one of {CROP_CHOICES}. Received: crops={crops!r}")
 
 
 def crop_batch(arr, size, crops):
     """Deterministic crops of an HxWx3 array: (crops, size, size, 3) uint8."""
-    if crops not in CROP_CHOICES:
-        raise ValueError(f"`crops` must be one of {CROP_CHOICES}. Received: crops={crops!r}")
+    _check_crops(crops)
     h, w = arr.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     boxes = [(top, left)]
@@ -43,34 +44,28 @@ def crop_batch(arr, size, crops):
     return np.stack(out)
 
 
-def load_labels(model_path):
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-        return meta["labels"], meta
-    except FileNotFoundError:
-        raise ModelFilesError(f"no labels.json beside {model_path} (train.py writes it next to best.h5)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ModelFilesError(f"{path} is not a labels file written by train.py ({e})") from None
+def tflite_interpreter(path):
+    """LiteRT's standalone interpreter (pip install ai-edge-litert) where installed, else TensorFlow's."""
+    try:  # optional, and TensorFlow is heavy: imported only when a .tflite file is run
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
 
-
-def _keras_model(path):
-    from models.saving import load_model
-
-    return load_model(path)
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteModel:
-    """A `.tflite` file from `python -m tools.export` behind the one method the Classifier uses.
+    """A `.tflite` file from `python -m tools.export` behind the one method the Classifier uses; the
+    one way this project runs a TFLite model (tools.export's parity check runs it too).
 
     Runs with LiteRT's small `ai_edge_litert` package (a Raspberry Pi needs no TensorFlow), or with
     TensorFlow's interpreter where that is what is installed.
     """
 
     def __init__(self, path):
-        from tools.export_runtime import tflite_interpreter
-
         self.interpreter = tflite_interpreter(path)
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
@@ -79,6 +74,7 @@ class TFLiteModel:
         self._batch = self.input_shape[0]
 
     def predict_on_batch(self, x):
+        """Outputs for the float32 batch `x` in one call (the input is resized to its batch size)."""
         if x.shape[0] != self._batch:
             self.interpreter.resize_tensor_input(self._in["index"], x.shape)
             self.interpreter.allocate_tensors()
@@ -101,19 +97,20 @@ class Classifier:
             ImageTooLarge before they are decoded.
     """
 
-    def __init__(self, model_path, crops=5, top_k=5, unsure_threshold=0.5, max_pixels=MAX_PIXELS):
-        if crops not in CROP_CHOICES:
-            raise ValueError(f"`crops` must be one of {CROP_CHOICES}. Received: crops={crops!r}")
+    def __init__(self, model_path, crops=DEFAULT_CROPS, top_k=DEFAULT_TOP_K, unsure_threshold=DEFAULT_THRESHOLD,
+                 max_pixels=MAX_PIXELS):
+        _check_crops(crops)
         if not os.path.isfile(model_path):
             raise ModelFilesError(f"no model at {model_path}; train one with train.py or pass --model")
         self.labels, self.meta = load_labels(model_path)
         try:
-            self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else _keras_model(model_path)
+            self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else load_model(model_path)
         except Exception as e:  # Keras and LiteRT raise many types for a foreign file
             raise ModelFilesError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
         n_out = int(self.model.output_shape[-1])
         if n_out != len(self.labels):
-            raise ModelFilesError(f"{model_path} has {n_out} outputs but labels.json lists {len(self.labels)} classes")
+            raise ModelFilesError(f"{model_path} has {n_out} outputs but {LABELS_FILE} lists {len(self.labels)} "
+                                  "classes")
         self.model_path = model_path
         self.input_size = int(self.model.input_shape[1])
         self.crops, self.top_k, self.unsure_threshold = crops, min(top_k, len(self.labels)), unsure_threshold
@@ -135,9 +132,7 @@ class Classifier:
 
     def prepare(self, data):
         """Image bytes -> (crops, size, size, 3) uint8. Raises ImageDecodeError for bad input."""
-        side = resize_size(self.input_size)
-        img = resize_shorter(decode_image(data, min_side=side, max_pixels=self.max_pixels), side)
-        return crop_batch(np.asarray(img), self.input_size, self.crops)
+        return crop_batch(load_resized(data, self.input_size, self.max_pixels), self.input_size, self.crops)
 
     def predict_prepared(self, batches):
         """Results for several prepared photos in one model call (used for folders and micro-batching)."""

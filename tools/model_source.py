@@ -38,13 +38,12 @@ import sys
 import tempfile
 import urllib.parse
 
-from tools.inference import ModelFilesError
+from tools.contract import LABELS_FILE, ModelFilesError
 
 #: Folder of the Keras cache that holds the models fetched by URL, one subfolder per URL folder.
 CACHE_SUBDIR = os.path.join("models", "garbage")
-#: The model files a URL may name; labels.json is fetched from the same folder.
+#: The model files a URL may name; labels.json (LABELS_FILE) is fetched from the same folder.
 MODEL_SUFFIXES = (".h5", ".keras", ".tflite")
-LABELS = "labels.json"
 
 
 class ModelSourceError(ModelFilesError):
@@ -95,9 +94,9 @@ def cache_folder(url, cache_dir=None):
                                           posixpath.dirname(parts.path) + "/", "", ""))
     key = hashlib.sha256(folder_url.encode("utf-8")).hexdigest()[:16]
     if cache_dir is None:
-        try:
+        try:  # models.weights needs h5py, which an install that only runs .tflite files may lack
             from models.weights import keras_cache_dir
-        except ImportError as e:  # an install without h5py (a TFLite-only one)
+        except ImportError as e:
             raise ModelSourceError(f"a model by URL needs Keras and h5py ({e}); download {url} and its "
                                    "labels.json by hand and pass the local path to --model", url) from None
         cache_dir = keras_cache_dir()
@@ -131,10 +130,10 @@ def resolve_model(spec, sha256=None, cache_dir=None):
         raise ModelSourceError(f"a model URL must name a {', '.join(MODEL_SUFFIXES)} file (labels.json beside it), "
                                f"not {spec}", url=spec)
     folder = cache_folder(spec, cache_dir)
-    target, labels = os.path.join(folder, name), os.path.join(folder, LABELS)
+    target, labels = os.path.join(folder, name), os.path.join(folder, LABELS_FILE)
     if os.path.isfile(target) and os.path.isfile(labels) and (sha256 is None or file_sha256(target) == sha256):
         return target  # no network: the cached copy is the one asked for
-    labels_url = urllib.parse.urljoin(spec, LABELS)
+    labels_url = urllib.parse.urljoin(spec, LABELS_FILE)
     try:
         os.makedirs(folder, exist_ok=True)  # get_file silently caches in /tmp/.keras when the folder is missing
         tmp = tempfile.mkdtemp(prefix=".download-", dir=folder)
@@ -146,7 +145,7 @@ def resolve_model(spec, sha256=None, cache_dir=None):
             fetched_model = _get_file(name, spec, tmp, sha256, target,
                                       f"the copy cached at {target} has another sha256" if os.path.isfile(target)
                                       else f"no copy is cached at {target}")
-        fetched_labels = _get_file(LABELS, labels_url, tmp, None, target, f"no copy is cached beside {target}")
+        fetched_labels = _get_file(LABELS_FILE, labels_url, tmp, None, target, f"no copy is cached beside {target}")
         os.replace(fetched_labels, labels)  # the labels first: a cached model file means a complete pair
         if fetched_model:
             os.replace(fetched_model, target)

@@ -1,4 +1,5 @@
-"""Generated, learnable image data for tests: each class is a colour + stripe orientation."""
+"""Generated image data for tests and benches: learnable classes (a colour + stripe orientation each),
+and phone-sized photos."""
 
 import json
 import os
@@ -45,3 +46,18 @@ def make_folder_dataset(root, per_class=6, classes=("cans", "paper", "glass"), s
         for i in range(per_class):
             make_image(label, rng, size).save(os.path.join(root, name, f"{i}.jpg"))
     return root
+
+
+def make_big_jpegs(folder, count, seed=0):
+    """Photo-like 3000x4000 JPEGs (smooth gradients + texture, ~2-3 MB each), as phones take; returns their paths."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:3000, 0:4000].astype(np.float32)
+    paths = []
+    for i in range(count):
+        base = np.stack([(np.sin(xx / (200 + 50 * c) + i) + 1) * 100 + yy / 40 for c in range(3)], axis=-1)
+        noise = rng.normal(0, 8, size=(750, 1000, 3)).repeat(4, axis=0).repeat(4, axis=1)
+        img = np.clip(base + noise, 0, 255).astype(np.uint8)
+        path = os.path.join(folder, f"big_{i}.jpg")
+        Image.fromarray(img).save(path, quality=90)
+        paths.append(path)
+    return paths

@@ -9,7 +9,6 @@ import io
 import struct
 import zlib
 
-import numpy as np
 from PIL import Image
 
 # PNG colour types and bytes per pixel at 8 bits: grey, RGB, palette, RGBA.

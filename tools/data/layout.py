@@ -93,11 +93,11 @@ def parse_label_file(path):
         text = f.read().strip()
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not parts[0]:
-        raise ValueError(f"expected 'img_N.jpg, LABEL', got {text[:60]!r}")
+        raise ValueError(f"A label file holds 'img_N.jpg, LABEL'. Received: text={text[:60]!r}")
     try:
         return parts[0], int(parts[1])
     except ValueError:
-        raise ValueError(f"label {parts[1][:20]!r} is not an integer") from None
+        raise ValueError(f"The label must be an integer. Received: label={parts[1][:20]!r}") from None
 
 
 def _scan_txt(data_dir, num_classes):
@@ -109,10 +109,10 @@ def _scan_txt(data_dir, num_classes):
         try:
             image_name, label = parse_label_file(txt)
         except (ValueError, UnicodeDecodeError, OSError) as e:
-            skipped.append((txt, f"bad label file: {e}"))
+            skipped.append((txt, f"label file does not parse ({e})"))
             continue
         if not 0 <= label < num_classes:
-            skipped.append((txt, f"label {label} outside the rule file's 0..{num_classes - 1}"))
+            skipped.append((txt, f"label {label} is not in the rule file: outside 0..{num_classes - 1}"))
             continue
         image = os.path.join(data_dir, os.path.basename(image_name))
         if not os.path.isfile(image):
@@ -135,13 +135,17 @@ def _scan_folders(data_dir):
     return paths, labels, classes
 
 
-def load_dataset(data_dir, rule_file=None, num_classes=None):
-    """Scan `data_dir` (either layout) into a Dataset; warnings for skipped entries go to the log."""
+def scan(data_dir, rule_file=None, num_classes=None):
+    """Every labelled image of `data_dir` (either layout) as a Dataset, with the entries skipped and why.
+
+    What train.py trains on and what `sample.py --check` checks are both read here. Raises DataError
+    when the folder, its layout or its rule file cannot be used; logs nothing, and may find no image.
+    """
     if not os.path.isdir(data_dir):
         raise DataError(f"no data folder at {data_dir}")
     layout = detect_layout(data_dir)
     if layout is None:
-        raise DataError(f"no labelled images in {data_dir}")
+        raise DataError(f"no labelled images in {data_dir} (neither img_N.txt files nor class folders)")
     if layout == "txt":
         rule_file = rule_file or find_rule_file(data_dir)
         if rule_file is None:
@@ -155,11 +159,17 @@ def load_dataset(data_dir, rule_file=None, num_classes=None):
         skipped = []
         if num_classes is not None and num_classes != len(class_names):
             raise DataError(f"--num_classes {num_classes} disagrees with the {len(class_names)} class folders")
-    for file, reason in skipped:
-        log.warning("skipping %s: %s", file, reason)
-    if not paths:
-        raise DataError(f"no usable labelled images in {data_dir} ({len(skipped)} entries skipped)")
     return Dataset(paths, np.asarray(labels, dtype=np.int64), class_names, layout, skipped)
+
+
+def load_dataset(data_dir, rule_file=None, num_classes=None):
+    """Scan `data_dir` (either layout) into a Dataset; warnings for skipped entries go to the log."""
+    ds = scan(data_dir, rule_file, num_classes)
+    for file, reason in ds.skipped:
+        log.warning("skipping %s: %s", file, reason)
+    if not ds.paths:
+        raise DataError(f"no usable labelled images in {data_dir} ({len(ds.skipped)} entries skipped)")
+    return ds
 
 
 def _class_source(data_dir, rule_file):
@@ -256,11 +266,17 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
     """The original's entry point: scan, split (stratified, seeded) and wrap in two Sequences.
 
     `data_dir` is one folder or a list of folders sharing one class list (load_datasets).
-    Returns (train_sequence, val_sequence or None when val_split is 0, Dataset).
+    Returns (train_sequence, val_sequence or None when val_split is 0, Dataset). Raises DataError
+    for a data set of fewer than 2 classes: nothing to tell apart.
     """
+    # The loader is a keras.utils.PyDataset: imported here so that scanning data loads no Keras.
     from tools.training.loader import GarbageClassifySequence
 
     ds = load_datasets(data_dir, rule_file, num_classes)
+    if len(ds.class_names) < 2:
+        raise DataError(f"{len(ds.class_names)} class found in {', '.join(d for d, _ in ds.sources)} "
+                        f"({', '.join(ds.class_names)}): training needs at least 2 classes (one sub-folder per "
+                        "class, or a rule file listing them)")
     train_idx, val_idx = stratified_split(ds.labels, val_split, seed)
     counts = [("train", np.bincount(ds.labels[train_idx], minlength=len(ds.class_names))),
               ("val", np.bincount(ds.labels[val_idx], minlength=len(ds.class_names)))]

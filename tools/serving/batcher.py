@@ -15,7 +15,8 @@ import time
 class MicroBatcher:
     def __init__(self, classifier, max_batch=8, max_wait_ms=5.0):
         if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError(f"max_batch >= 1 and max_wait_ms >= 0 needed, got {max_batch}, {max_wait_ms}")
+            raise ValueError("`max_batch` must be at least 1 and `max_wait_ms` at least 0. "
+                             f"Received: max_batch={max_batch!r}, max_wait_ms={max_wait_ms!r}")
         self.classifier = classifier
         self.max_batch, self.max_wait = int(max_batch), max_wait_ms / 1000.0
         self._queue = queue.Queue()

@@ -21,9 +21,9 @@ Two pieces:
   written. DIR is capped at `max_bytes` and the disk must keep DISK_RESERVE free (else 507).
 
 Images are kept as the bytes that were judged, with the extension of their sniffed format
-(tools/sniff.ACCEPTED): both pages post JPEG, so nearly every file is img_N.jpg as in the Huawei set;
+(tools.images.ACCEPTED): both pages post JPEG, so nearly every file is img_N.jpg as in the Huawei set;
 a PNG or HEIC from an API client stays lossless as img_N.png / img_N.heic. The label file names the
-image, and tools/data/layout.py, tools/data/check.py and the training decoder (tools/image_io) read
+image, and tools/data/layout.py, tools/data/check.py and the training decoder (tools/images.py) read
 every accepted format, so no re-encoding (quality loss, a decode per feedback) is needed.
 """
 
@@ -69,6 +69,8 @@ class CollectError(Exception):
 
 
 Capture = collections.namedtuple("Capture", "data ext predicted probability created")
+#: What one feedback wrote: the image's file name, its label id and class name, the folder's label files.
+Saved = collections.namedtuple("Saved", "file label name collected")
 
 
 class CaptureStore:
@@ -238,7 +240,7 @@ class Collector:
         return label
 
     def feedback(self, capture_id, label):
-        """Save the capture under `label`: {"file", "label", "name", "collected"}. Raises FeedbackError."""
+        """Save the capture under `label`: a Saved (file, label, name, collected). Raises FeedbackError."""
         if not isinstance(capture_id, str) or not capture_id:
             raise FeedbackError("capture_id must be the string a /predict answer gave", 400)
         label = self.check_label(label)
@@ -249,7 +251,7 @@ class Collector:
             self.store.put_back(capture_id, capture)
             raise
         self.store.done(capture_id)
-        return {"file": name, "label": label, "name": self.labels[label], "collected": self.collected}
+        return Saved(name, label, self.labels[label], self.collected)
 
     def save(self, capture, label):
         """Write img_N.<ext> + img_N.txt + the CSV row; the image's file name. Nothing half-written on failure."""

@@ -8,8 +8,6 @@ this path without a camera.
 import threading
 import time
 
-import cv2
-
 
 class CameraError(OSError):
     """The server camera cannot be opened or read."""
@@ -17,6 +15,9 @@ class CameraError(OSError):
 
 class ServerCamera:
     def __init__(self, source):
+        import cv2  # OpenCV only in kiosk mode: the server does not load it otherwise
+
+        self.cv2 = cv2
         src = int(source) if str(source).isdigit() else str(source)
         self.cap = cv2.VideoCapture(src)
         if not self.cap.isOpened():
@@ -29,14 +30,14 @@ class ServerCamera:
         with self._lock:
             ok, frame = self.cap.read()
             if not ok and not str(self.source).isdigit():  # a video file: loop it
-                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                self.cap.set(self.cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, frame = self.cap.read()
         if not ok:
             raise CameraError(f"server camera {self.source!r} gave no frame")
         return frame
 
     def snapshot_jpeg(self):
-        ok, buf = cv2.imencode(".jpg", self.read(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        ok, buf = self.cv2.imencode(".jpg", self.read(), [self.cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             raise CameraError("could not encode the camera frame")
         return buf.tobytes()

@@ -1,1 +1,2 @@
-"""training"""
+"""Training (train.py's library): usage (checks before Keras), run (a run or --test_only), devices,
+phases (the recipes), callbacks, state (the run folder), resume (epoch backups), loader, augment, report."""

@@ -1,16 +1,20 @@
 """Training-time augmentation, all of it: random crop, random affine (OpenCV) and cutout.
 
-The affine part is what the original got from Keras 2's ImageDataGenerator.
+The loader (tools/training/loader.py) only calls `Augmentation.crop` per image and
+`Augmentation.batch` per batch: what a training batch goes through is decided here alone.
 
-Keras 3 dropped ImageDataGenerator; this reproduces its settings (rotation, shift, shear, zoom,
-flips, 'nearest' fill) with one `cv2.warpAffine` per image, driven by a numpy Generator so a
-seed fixes the result.
+The affine part is what the original got from Keras 2's ImageDataGenerator. Keras 3 dropped
+ImageDataGenerator; this reproduces its settings (rotation, shift, shear, zoom, flips, 'nearest'
+fill) with one `cv2.warpAffine` per image. Every random choice is drawn from the numpy Generator
+passed in, so a seed fixes the result.
 """
 
 import math
 
 import cv2
 import numpy as np
+
+from models.preprocess import preprocess_input
 
 
 class RandomAffine:
@@ -52,7 +56,6 @@ class RandomAffine:
         return np.ascontiguousarray(out.reshape(image.shape))
 
 
-# ---------------------------------------------------------------- cutout (was tools/training/augment.py)
 class Cutout:
     """Zero `n_holes` squares of side `length` at random centres (holes may cross the border).
 
@@ -83,7 +86,7 @@ class Cutout:
         rng = np.random.default_rng() if rng is None else rng
         images = np.array(images, copy=True)
         if images.ndim != 4:
-            raise ValueError(f"Cutout expects a batch (n, H, W, C). Received shape {images.shape}")
+            raise ValueError(f"Cutout expects a batch (n, H, W, C). Received: images.shape={images.shape}")
         images[self.masks(images.shape[0], images.shape[1], images.shape[2], rng)] = self.fill
         return images
 
@@ -93,3 +96,39 @@ def random_crop(arr, size, rng):
     h, w = arr.shape[:2]
     top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
     return arr[top:top + size, left:left + size]
+
+
+class Augmentation:
+    """What each training image and batch goes through, as the original trained.
+
+    Each image: a random `input_size` crop of the resized photo. Each batch: the random affine on
+    `affine_share` of it, then preprocessing, then cutout on another `cutout_share` of it (after
+    preprocessing a zero is the ImageNet mean colour, i.e. "no information"). Cutout holes have
+    side `cutout_length` (default input_size // 4).
+    """
+
+    def __init__(self, input_size, cutout_share=0.25, affine_share=0.5, cutout_holes=1, cutout_length=None):
+        if not 0 <= cutout_share + affine_share <= 1:
+            raise ValueError("`cutout_share + affine_share` must be in [0, 1]. "
+                             f"Received: cutout_share={cutout_share!r}, affine_share={affine_share!r}")
+        self.input_size = int(input_size)
+        self.cutout_share, self.affine_share = float(cutout_share), float(affine_share)
+        self.cutout = Cutout(cutout_holes, cutout_length or max(1, self.input_size // 4))
+        self.affine = RandomAffine()
+
+    def crop(self, image, rng):
+        """The training crop of one resized HxWx3 uint8 image."""
+        return random_crop(image, self.input_size, rng)
+
+    def batch(self, images, rng):
+        """Preprocessed float32 batch from the (n, size, size, 3) uint8 crops `images` (changed in place)."""
+        perm = rng.permutation(len(images))
+        n_cut = int(round(len(images) * self.cutout_share))
+        n_aff = int(round(len(images) * self.affine_share))
+        for k in perm[n_cut:n_cut + n_aff]:
+            images[k] = self.affine(images[k], rng)
+        x = preprocess_input(images)
+        if n_cut:
+            cut = perm[:n_cut]
+            x[cut] = self.cutout(x[cut], rng)
+        return x

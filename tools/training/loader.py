@@ -1,10 +1,10 @@
 """GarbageClassifySequence: batches of (preprocessed images, one-hot labels) for Model.fit.
 
 A Keras 3 PyDataset (the successor of keras.utils.Sequence), so the same loader feeds TensorFlow
-and JAX; `workers` threads decode in parallel. Training batches are random crops with cutout on one
-share of the batch and a random affine on another; validation batches are centre crops, unshuffled.
-Every random choice comes from numpy Generators seeded by (seed, epoch, batch): the same seed gives
-the same batches whatever the number of workers.
+and JAX; `workers` threads decode in parallel. Training batches go through the augmentation of
+tools/training/augment.py (random crops, affine, cutout); validation batches are centre crops,
+unshuffled. Every random choice comes from numpy Generators seeded by (seed, epoch, batch): the same
+seed gives the same batches whatever the number of workers.
 """
 
 import logging
@@ -16,7 +16,7 @@ import numpy as np
 
 from models.preprocess import preprocess_input
 from tools.images import ImageDecodeError, center_crop, load_resized
-from tools.training.augment import Cutout, RandomAffine, random_crop
+from tools.training.augment import Augmentation
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +42,20 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         training: random crops, augmentation, label smoothing and shuffling; else centre crops.
         label_smoothing: as in the original, 0.005 by default in train.py.
         seed: makes shuffling and augmentation reproducible.
-        cutout_share, affine_share: share of each training batch given cutout / the affine.
-        cutout_holes, cutout_length: Cutout settings (length defaults to input_size // 4).
+        augmentation: what training batches go through (default: augment.Augmentation(input_size)).
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` for keras.utils.PyDataset.
     """
 
     def __init__(self, paths, labels, num_classes, batch_size=32, input_size=224, training=False,
-                 label_smoothing=0.0, seed=233, cutout_share=0.25, affine_share=0.5, cutout_holes=1,
-                 cutout_length=None, **kwargs):
+                 label_smoothing=0.0, seed=233, augmentation=None, **kwargs):
         super().__init__(**kwargs)
         if len(paths) != len(labels):
-            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+            raise ValueError("`paths` and `labels` must have the same length. "
+                             f"Received: len(paths)={len(paths)}, len(labels)={len(labels)}")
         if len(paths) == 0:
-            raise ValueError("no images to load")
+            raise ValueError(f"`paths` must name at least one image. Received: paths={list(paths)!r}")
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
-        if not 0 <= cutout_share + affine_share <= 1:
-            raise ValueError(f"cutout_share + affine_share must be in [0, 1], got {cutout_share} + {affine_share}")
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.num_classes = int(num_classes)
@@ -67,9 +64,7 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         self.training = bool(training)
         self.label_smoothing = float(label_smoothing) if training else 0.0
         self.seed = int(seed)
-        self.cutout_share, self.affine_share = float(cutout_share), float(affine_share)
-        self.cutout = Cutout(cutout_holes, cutout_length or max(1, self.input_size // 4))
-        self.affine = RandomAffine()
+        self.augmentation = augmentation or Augmentation(self.input_size)
         self.epoch = 0
         self._bad = set()
         self._lock = threading.Lock()
@@ -108,30 +103,18 @@ class GarbageClassifySequence(keras.utils.PyDataset):
                 if first:
                     log.warning("unreadable image %s (%s): replaced by another image from now on", path, e)
                 continue
-            crop = random_crop(img, self.input_size, rng) if self.training else center_crop(img, self.input_size)
+            crop = self.augmentation.crop(img, rng) if self.training else center_crop(img, self.input_size)
             return crop, self.labels[i]
         raise RuntimeError("no readable image left in the data set")
 
     def __getitem__(self, idx):
         if not 0 <= idx < len(self):
-            raise IndexError(f"batch index {idx} out of range 0..{len(self) - 1}")
+            raise IndexError(f"`idx` must be a batch index in 0..{len(self) - 1}. Received: idx={idx!r}")
         rng = np.random.default_rng([self.seed, self.epoch, idx, int(self.training)])
         indices = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
         images = np.empty((len(indices), self.input_size, self.input_size, 3), dtype=np.uint8)
         labels = np.empty(len(indices), dtype=np.int64)
         for k, i in enumerate(indices):
             images[k], labels[k] = self._load(int(i), rng)
-        x = images
-        if self.training:
-            perm = rng.permutation(len(indices))
-            n_cut = int(round(len(indices) * self.cutout_share))
-            n_aff = int(round(len(indices) * self.affine_share))
-            for k in perm[n_cut:n_cut + n_aff]:
-                images[k] = self.affine(images[k], rng)
-            x = preprocess_input(images)
-            if n_cut:
-                cut = perm[:n_cut]
-                x[cut] = self.cutout(x[cut], rng)
-        else:
-            x = preprocess_input(images)
+        x = self.augmentation.batch(images, rng) if self.training else preprocess_input(images)
         return x, smooth_labels(labels, self.num_classes, self.label_smoothing)

@@ -1,8 +1,7 @@
-"""Scoring a trained model: report.json / report.txt, confusion_matrix.png, history.png.
+"""Scoring a trained model (evaluate): report.json / report.txt, confusion_matrix.png; and history.png.
 
-Metrics come from scikit-learn; plots from matplotlib (Agg, no display). Chinese class names need
-a CJK font: the first installed one of a known list is used (Debian: fonts-wqy-microhei or
-fonts-noto-cjk); without one, plots label classes by id and say so.
+Metrics come from scikit-learn; plots from matplotlib through tools.plots (no display; Chinese
+class names in a CJK font when one is installed, else class ids).
 """
 
 import csv
@@ -11,56 +10,13 @@ import os
 
 import numpy as np
 
-CJK_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC",
-             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN", "Droid Sans Fallback")
-
-
-def bin_of(name):
-    """The bin ("可回收物", ...) of a "category/name" class name; the whole name when it has no "/"."""
-    return name.split("/", 1)[0]
-
-
-CJK_FONT_FILES = ("wqy-microhei", "wqy-zenhei", "notosanscjk", "notoserifcjk", "sourcehansans", "simhei", "msyh",
-                  "pingfang", "droidsansfallback", "uming")
-
-
-def find_cjk_font():
-    """Name of an installed font that can draw Chinese, or None.
-
-    Matplotlib caches its font list, so a font installed after the cache was built is missing from
-    it: then the system font files are scanned by name and a CJK one is registered.
-    """
-    from matplotlib import font_manager
-
-    def known():
-        installed = {f.name for f in font_manager.fontManager.ttflist}
-        return next((name for name in CJK_FONTS if name in installed), None)
-
-    name = known()
-    if name is None:
-        for path in font_manager.findSystemFonts():
-            base = os.path.basename(path).lower().replace("-", "").replace("_", "")
-            if any(key.replace("-", "") in base for key in CJK_FONT_FILES):
-                try:
-                    font_manager.fontManager.addfont(path)
-                except (OSError, RuntimeError, ValueError):
-                    continue
-        name = known()
-    return name
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from tools.contract import bin_of
+from tools.plots import class_ticks, pyplot
 
 
 def classification_report(y_true, probs, class_names):
     """All the figures of report.json from true labels and predicted probabilities (n, classes)."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # heavy: only when scoring
 
     y_true = np.asarray(y_true)
     probs = np.asarray(probs)
@@ -110,13 +66,12 @@ def format_report(report):
 
 def plot_confusion_matrix(cm, class_names, path):
     """Row-normalised confusion matrix, sized so 40 classes stay readable; ids if no CJK font."""
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(cm, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(class_names)
-    font = find_cjk_font()
-    names = [f"{i} {name}" for i, name in enumerate(class_names)] if font else [str(i) for i in range(n)]
+    names, font = class_ticks(class_names)
     side = max(6.0, 0.32 * n + 4)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -162,7 +117,7 @@ def read_history(path):
 
 def plot_history(rows, path, phase_boundary=None):
     """Loss and accuracy per epoch (train and validation) with the fine-tuning start marked."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] + 1 for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "top-1 accuracy")):
@@ -181,3 +136,12 @@ def plot_history(rows, path, phase_boundary=None):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def evaluate(model, sequence, class_names, output_dir):
+    """Predict every batch of `sequence` (an unshuffled loader) and write report.json/txt + confusion_matrix.png."""
+    probs = model.predict(sequence, verbose=0)
+    y_true = np.asarray(sequence.labels)[np.asarray(sequence.order)]
+    report = classification_report(y_true, np.asarray(probs, dtype=np.float64), class_names)
+    write_report(report, output_dir, class_names)
+    return report
