@@ -1,5 +1,5 @@
 """Interrupting train.py is safe at any instant: a kill during a backup's write, at random moments, or
-after the last epoch never stops the rerun (tools/training/resume.py, train.py's fit_phase/finish_phase)."""
+after the last epoch never stops the rerun (tools/training/resume.py, tools/training/phases.py's fit_phase/finish_phase)."""
 
 import csv
 import json
