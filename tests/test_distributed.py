@@ -57,11 +57,11 @@ def test_mirrored_run_killed_and_resumed_matches_a_single_device_run(tiny_data, 
     assert "2 devices (mirrored): global batch 8 x 2 = 16, learning rate 0.001 x 2 = 0.002" in r2.stdout
     a, b = _losses(single), _losses(mirrored)
     assert len(a) == len(b) == 2
-    # The first epoch, trained before the kill: 4.116 (one device) vs 4.861 (mirrored), 18 % apart on
-    # Keras 3.15.1 / TensorFlow 2.21.0 (BatchNorm over 8 images per replica, other dropout draws);
-    # doubled gradients or an unscaled learning rate move it further. The resumed epoch is not
-    # compared: a resumed epoch does not yet repeat an uninterrupted one exactly (see tools/training/resume.py).
-    assert abs(a[0] - b[0]) / a[0] < 0.25, (a, b)
+    mean_a, mean_b = sum(a) / 2, sum(b) / 2
+    # BatchNorm over 8 images per replica and other dropout draws keep them apart: 4.14 vs 4.51 (8.8 %)
+    # on Keras 3.15.1 / TensorFlow 2.21.0, the mirrored run resumed after its first epoch; doubled
+    # gradients or an unscaled learning rate move them further.
+    assert abs(mean_a - mean_b) / mean_a < 0.25, (a, b)
     assert (mirrored / "best.h5").exists() and (mirrored / "report.json").exists()
 
 

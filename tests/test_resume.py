@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 
@@ -20,6 +21,12 @@ FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
 def _epochs(out):
     with open(os.path.join(out, "history.csv"), newline="") as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _history_rows(out):
+    """history.csv's numbers, row after row, in one flat list (epoch and every metric)."""
+    with open(os.path.join(out, "history.csv"), newline="") as f:
+        return [float(row[k]) for row in csv.DictReader(f) for k in sorted(row)]
 
 
 def _epochs_trained(log):
@@ -206,6 +213,12 @@ def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tm
     assert _epochs(out) == [0, 1]
     _assert_best_loads(out)
     assert not (out / ".backup").exists()
+    # The resumed run trains exactly as an uninterrupted one: same weights, optimizer state, batches
+    # and dropout draws (the random generators' states travel in the backup's metadata).
+    ref = cli(*_args(tiny_data, tmp_path / "ref", 2))
+    assert ref.returncode == 0, (ref.stdout + ref.stderr)[-3000:]
+    resumed, uninterrupted = _history_rows(out), _history_rows(tmp_path / "ref")
+    assert resumed == pytest.approx(uninterrupted, rel=1e-6), (resumed, uninterrupted)
 
 
 def test_kill_after_the_last_epoch_goes_straight_to_the_outputs(tiny_data, tmp_path, cli):

@@ -55,7 +55,9 @@ def fit_phase(model, args, state, phase, train_seq, val_seq, initial_epoch, epoc
     if start >= epochs or (restored or {}).get("stopped"):
         return start
     train_seq.set_epoch(start)
-    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start,
+    # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle of a
+    # PyDataset's batch order draws from Python's global `random`, which a resumed run cannot restore.
+    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start, shuffle=False,
                         callbacks=make_callbacks(args, state, phase, monitor, plateau, restored),
                         verbose=1 if sys.stdout.isatty() else 2)
     return start + len(history.epoch)
