@@ -1,4 +1,9 @@
-"""The garbage classifier: hand-written ResNet50 backbone + the original project's custom top.
+"""The garbage classifier: RGB pixels in, class probabilities out; the hand-written ResNet50 in between.
+
+The model takes uint8 RGB photos (N, S, S, 3), values 0-255: casting and ImageNet's "caffe"
+preprocessing are its first two layers (`preprocess_mean`, `preprocess_bgr`), so batches travel to
+the accelerator as bytes (a quarter of float32) and every runtime (Keras, SavedModel, TFLite, ONNX)
+gets the same contract: pixels. Both are built-in layers with fixed weights, never trained.
 
 Top (as in the 2022 project): global average pool -> Dropout 0.5 -> Dense 1024 ReLU (L2 1e-3) -> BN
 -> Dense 512 ReLU (L2 1e-3) -> BN -> Dropout 0.5 -> Dense N softmax. Built flat (backbone layers
@@ -7,14 +12,39 @@ live in the same model) so stages can be frozen and unfrozen by name and best.h5
 """
 
 import keras
+import numpy as np
 from keras import layers, regularizers
 
+from models.preprocess import BGR_MEAN
 from models.resnet50 import ResNet50
+
+#: Layer-name prefix of the fixed input layers (cast + mean, RGB -> BGR): never trainable.
+PREPROCESS_PREFIX = "preprocess_"
+
+
+def pixel_preprocessing(pixels):
+    """uint8 RGB tensor -> float32 BGR minus the ImageNet means, with built-in layers only.
+
+    Same values as `models.preprocess.preprocess_input` to the last bit: x * 1 + (-mean) is x - mean
+    in IEEE arithmetic, and a 1x1 convolution with a permutation kernel only multiplies by 1 and 0.
+    float32 even under a mixed-precision policy (conv1 casts to bfloat16 after it, as before).
+    """
+    rgb_mean = BGR_MEAN[::-1]
+    x = layers.Rescaling(1.0, offset=(-rgb_mean).tolist(), dtype="float32", name=PREPROCESS_PREFIX + "mean")(pixels)
+    to_bgr = np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)  # output channel j = input channel 2 - j
+    flip = layers.Conv2D(3, 1, use_bias=False, trainable=False, dtype="float32",
+                         kernel_initializer=keras.initializers.Constant(to_bgr), name=PREPROCESS_PREFIX + "bgr")
+    return flip(x)
 
 
 def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.5, l2=1e-3):
-    """ResNet50(include_top=False) + the custom top; `weights` as in ResNet50 (None, "imagenet", path)."""
-    base = ResNet50(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+    """uint8 pixels -> preprocessing -> ResNet50(include_top=False) -> the custom top.
+
+    `weights` as in ResNet50: None, "imagenet" or a path; they are loaded into a plain ResNet50 and
+    copied into the backbone layer by layer (same names), so the file checks of models/weights.py apply.
+    """
+    pixels = layers.Input((input_size, input_size, 3), dtype="uint8", name="pixels")
+    base = ResNet50(include_top=False, weights=None, input_tensor=pixel_preprocessing(pixels))
     reg = regularizers.L2(l2)
     x = layers.GlobalAveragePooling2D(name="head_pool")(base.output)
     x = layers.Dropout(dropout, name="head_dropout1")(x)
@@ -26,11 +56,19 @@ def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.
     x = layers.Dense(num_classes, name="head_logits")(x)
     # float32 softmax keeps probabilities exact under mixed precision.
     out = layers.Activation("softmax", dtype="float32", name="head_softmax")(x)
-    return keras.Model(base.input, out, name="garbage_resnet50")
+    model = keras.Model(pixels, out, name="garbage_resnet50")
+    if weights is not None:
+        pretrained = ResNet50(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+        for layer in pretrained.layers:
+            if layer.weights:
+                model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
 
 
 def stage_of(layer_name):
-    """ResNet stage (1..5) a backbone layer belongs to; None for head layers."""
+    """ResNet stage (1..5) a backbone layer belongs to; 0 for the fixed input layers; None for head layers."""
+    if layer_name.startswith(PREPROCESS_PREFIX):
+        return 0
     if layer_name.startswith("conv") and layer_name[4:5].isdigit():
         return int(layer_name[4])
     if layer_name.startswith("pool1"):
@@ -38,12 +76,13 @@ def stage_of(layer_name):
     return None
 
 
-def set_trainable_from(model, stage):
+def set_trainable_from(model, stage, batchnorm=False):
     """Train the head and backbone stages >= `stage` (1..6; 6 = head only).
 
-    BatchNormalization layers of the backbone stay frozen, which in Keras 3 also keeps them in
-    inference mode: their ImageNet statistics are not disturbed by small fine-tuning batches.
-    Returns the number of trainable weights.
+    BatchNormalization layers of the backbone stay frozen unless `batchnorm` (training from scratch):
+    in Keras 3 that also keeps them in inference mode, so their ImageNet statistics are not disturbed
+    by small fine-tuning batches. The input layers (stage 0) never train. Returns the number of
+    trainable weights.
     """
     if not 1 <= stage <= 6:
         raise ValueError(f"`stage` must be 1..5 (or 6 for the head only). Received: stage={stage!r}")
@@ -51,6 +90,8 @@ def set_trainable_from(model, stage):
         s = stage_of(layer.name)
         if s is None:
             layer.trainable = True
+        elif s == 0:
+            layer.trainable = False
         else:
-            layer.trainable = s >= stage and not isinstance(layer, layers.BatchNormalization)
+            layer.trainable = s >= stage and (batchnorm or not isinstance(layer, layers.BatchNormalization))
     return len(model.trainable_weights)
