@@ -18,9 +18,11 @@ import logging
 import os
 import sys
 
+from models.presets import DEFAULT_PRESET, PRESETS
 from tools.contract import MODEL_FILE, OUTPUT_DIR
 from tools.model_source import add_model_arguments
 from tools.quiet import import_keras_quietly
+from tools.training.cache import CACHE_MODES
 from tools.training.usage import UsageError, check_args
 
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
@@ -41,6 +43,15 @@ def get_args_parser(add_help=True):
     g.add_argument("--val_split", type=float, default=0.1, help="validation share, stratified (default: %(default)s)")
     g.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="loader threads (default: %(default)s = CPU cores, at most 8)")
+    g.add_argument("--cache", choices=CACHE_MODES, default="auto",
+                   help="keep decoded, resized photos so later epochs decode no JPEG: ram, disk (a memory-mapped "
+                        "file in OUTPUT_DIR/cache, reused by the next run and rebuilt when the photos change), "
+                        "auto (ram when it fits in a quarter of the free memory, else disk) or none "
+                        "(default: %(default)s)")
+    g.add_argument("--augment", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                   help="training augmentation, run on the device inside the train step: "
+                        + "; ".join(f"{k} = {v}" for k, v in PRESETS.items()).replace("%", "%%")
+                        + " (default: %(default)s)")
     g.add_argument("--label_smoothing", type=float, default=0.005, help="as in the original (default: %(default)s)")
     g = p.add_argument_group("model")
     g.add_argument("--input_size", type=int, default=224, help="square input side, >= 32 (default: %(default)s)")

@@ -1,4 +1,5 @@
-"""Shared fixtures: generated data sets, the shared TrashNet copy, a CLI runner, a local HTTP server."""
+"""Shared fixtures: generated data sets, the shared TrashNet copy, a CLI runner, a local HTTP server, models
+(tiny_model of today's contract, old_model of the one before)."""
 
 import functools
 import http.server
@@ -84,6 +85,16 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def old_model(tiny_model, tmp_path_factory):
+    """tiny_model's weights in a best.h5 + labels.json of the OLD contract (float32 preprocessed input,
+    no "input" in labels.json), as users' disks hold them: the same function of the photo."""
+    from models.saving import load_model
+    from support.old_contract import save_old_contract_model
+
+    return save_old_contract_model(tmp_path_factory.mktemp("old_model"), 4, 32, like=load_model(tiny_model))
+
+
+@pytest.fixture(scope="session")
 def photo_bytes():
     """A 640x480 JPEG of a generated 'item'."""
     import io
@@ -95,3 +106,18 @@ def photo_bytes():
     buf = io.BytesIO()
     make_image(2, np.random.default_rng(4), (640, 480)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+#: train.py flags that keep a test run small: 32 px, batch 8, 2 loader threads.
+FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
+#: The one uninterrupted from-scratch run several test files compare with (see scratch_run).
+SCRATCH_ARGS = ("--weights", "none", "--epochs", "2", "--val_split", "0.25", "--tensorboard", *FAST)
+
+
+@pytest.fixture(scope="session")
+def scratch_run(tiny_data, tmp_path_factory):
+    """One from-scratch train.py run (SCRATCH_ARGS on tiny_data), shared by the output checks of
+    test_train.py and as the uninterrupted reference of test_resume.py: each train.py process costs
+    about a minute of start-up and tracing on 2 cores. Returns (CompletedProcess, output folder)."""
+    out = str(tmp_path_factory.mktemp("scratch_out"))
+    return run_cli("train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", out), out

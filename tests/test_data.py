@@ -1,4 +1,4 @@
-"""Decoding, preprocessing, augmentation, label files, splitting and the PyDataset loader."""
+"""Decoding, preprocessing, label files, splitting and the PyDataset loader (uint8 crops, decoded-image cache)."""
 
 import io
 import logging
@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 
 from support.datagen import make_folder_dataset, make_image, make_txt_dataset
-from tools.training.augment import RandomAffine
-from tools.training.augment import Cutout
 from tools.data.layout import DataError, data_flow, load_dataset, parse_label_file, stratified_split
-from tools.training.loader import GarbageClassifySequence, smooth_labels
-from tools.images import ImageDecodeError, decode_image, load_image_file, load_resized
+from tools.contract import resize_size
+from tools.training import cache as decoded
+from tools.training.cache import decode_square, open_cache
+from tools.training.loader import GarbageClassifySequence, random_crop, smooth_labels
+from tools.images import ImageDecodeError, center_crop, decode_image, load_image_file, load_resized
 from models.preprocess import preprocess_input
 
 
@@ -79,46 +80,6 @@ def test_large_jpeg_is_decoded_at_reduced_scale():
     assert load_image_file(data, 224).shape == (224, 224, 3)
 
 
-# ----------------------------------------------------------------- augmentation
-def test_cutout_holes_stay_in_bounds_and_leave_the_rest():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 32, 32, 3)).astype(np.float32) + 5
-    out = Cutout(n_holes=2, length=8)(x, np.random.default_rng(1))
-    holes = np.all(out == 0, axis=-1)
-    assert out.shape == x.shape
-    assert np.array_equal(out[~holes], x[~holes])
-    per_image = holes.reshape(16, -1).sum(axis=1)
-    assert per_image.min() > 0 and per_image.max() <= 2 * 8 * 8
-    again = Cutout(n_holes=2, length=8)(x, np.random.default_rng(1))
-    np.testing.assert_array_equal(out, again)
-
-
-@pytest.mark.parametrize("kwargs", [dict(n_holes=0), dict(length=-3), dict(length=2.5)])
-def test_cutout_rejects_bad_settings(kwargs):
-    with pytest.raises(ValueError):
-        Cutout(**kwargs)
-
-
-def test_random_affine_keeps_shape_and_range_and_is_seeded():
-    img = np.asarray(make_image(2, np.random.default_rng(0), (48, 48)))
-    aff = RandomAffine()
-    a, b = aff(img, np.random.default_rng(5)), aff(img, np.random.default_rng(5))
-    assert a.shape == img.shape and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, img)
-    identity = RandomAffine(rotation=0, shift=0, shear=0, zoom=0, horizontal_flip=False, vertical_flip=False)
-    np.testing.assert_array_equal(identity(img, np.random.default_rng(0)), img)
-
-
-def test_random_affine_rotation_stays_within_30_degrees():
-    aff = RandomAffine(shift=0, shear=0, zoom=0)
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        m = aff.matrix(50, 50, rng)
-        angle = np.degrees(np.arctan2(m[1, 0], m[0, 0]))
-        assert abs(angle) <= 30.0001
-
-
 # ----------------------------------------------------------------- label files and layouts
 def test_label_file_parsing(tmp_path):
     good = tmp_path / "img_1.txt"
@@ -176,51 +137,125 @@ def test_sequence_batches_shapes_dtypes_and_labels(tiny_data):
                                   label_smoothing=0.005)
     assert isinstance(seq, keras.utils.PyDataset) and len(seq) == 5
     x, y = seq[0]
-    assert x.shape == (10, 32, 32, 3) and x.dtype == np.float32
-    assert y.shape == (10, 4) and np.allclose(y.sum(axis=1), 1)
+    assert x.shape == (10, 32, 32, 3) and x.dtype == np.uint8
+    assert y.shape == (10, 4) and y.dtype == np.float32 and np.allclose(y.sum(axis=1), 1)
     assert np.isclose(y.max(), 1 - 0.005 + 0.005 / 4) and np.isclose(y.min(), 0.005 / 4)
+    assert np.array_equal(y.argmax(axis=1), ds.labels[seq.order[:10]])
     assert seq[4][0].shape[0] == 48 - 40
     assert np.array_equal(smooth_labels([1], 3, 0.0), [[0, 1, 0]])
+    with pytest.raises(IndexError, match="0..4"):
+        seq[5]
 
 
-def test_same_seed_same_batches_whatever_the_workers(tiny_data):
+def test_same_seed_same_batches_whatever_the_workers_and_the_cache(tiny_data):
     ds = load_dataset(tiny_data)
-    a = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=8, input_size=32, training=True, seed=5)
-    b = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=8, input_size=32, training=True, seed=5,
-                                workers=4)
-    c = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=8, input_size=32, training=True, seed=6)
+    kw = dict(batch_size=8, input_size=32, training=True)
+    a = GarbageClassifySequence(ds.paths, ds.labels, 4, seed=5, **kw)
+    b = GarbageClassifySequence(ds.paths, ds.labels, 4, seed=5, workers=4, **kw)
+    cached = GarbageClassifySequence(ds.paths, ds.labels, 4, seed=5, cache=open_cache(ds.paths, 32, "ram"), **kw)
+    c = GarbageClassifySequence(ds.paths, ds.labels, 4, seed=6, **kw)
     for i in (3, 0, 5):
         np.testing.assert_array_equal(a[i][0], b[i][0])
+        np.testing.assert_array_equal(a[i][0], cached[i][0])  # cold: decoded into the cache
+        np.testing.assert_array_equal(a[i][0], cached[i][0])  # warm: from it
+    assert cached.cache.hits == 24 and cached.cache.misses == 24
     assert not np.array_equal(a[0][0], c[0][0])
     order0 = a.order.copy()
     a.on_epoch_end()
     assert not np.array_equal(order0, a.order) and sorted(order0) == sorted(a.order)
+    assert not np.array_equal(a[0][0], b[0][0])  # another epoch, other crops
+
+
+def test_training_crops_are_random_windows_of_the_square(tiny_data):
+    ds = load_dataset(tiny_data)
+    seq = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=4, input_size=32, training=True, seed=1)
+    x, _ = seq[2]
+    rng = np.random.default_rng([1, 0, 2, 1])
+    for k, i in enumerate(seq.order[8:12]):
+        square = decode_square(ds.paths[i], 32)
+        assert square.shape == (resize_size(32),) * 2 + (3,)
+        np.testing.assert_array_equal(x[k], random_crop(square, 32, rng))
+
+
+@pytest.mark.parametrize("input_size", [32, 33, 64, 128, 224])
+def test_square_centre_crop_is_the_centre_crop_of_the_whole_photo(tmp_path, input_size):
+    rng = np.random.default_rng(input_size)
+    # portrait and landscape, odd and even overhangs after resizing (R - S is odd for 32, 33 and 64)
+    for k, size in enumerate([(80, 60), (81, 60), (83, 61), (60, 95), (61, 80), (100, 100), (300, 29)]):
+        path = str(tmp_path / f"{k}.png")
+        make_image(k, rng, size).save(path)
+        square = decode_square(path, input_size)
+        assert square.shape == (resize_size(input_size), resize_size(input_size), 3)
+        np.testing.assert_array_equal(center_crop(square, input_size),
+                                      center_crop(load_resized(path, input_size), input_size))
+
+
+def test_square_offset_arithmetic_for_every_overhang():
+    for over in range(0, 40):  # W - R
+        for extra in range(0, 40):  # R - S
+            start = (over + extra) // 2 - extra // 2
+            assert 0 <= start <= over and start + extra // 2 == (over + extra) // 2
 
 
 def test_validation_is_centre_crop_unshuffled_and_stable(tiny_data):
     ds = load_dataset(tiny_data)
     v = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=8, input_size=32, training=False)
     first = v[1][0].copy()
+    assert first.dtype == np.uint8
     v.on_epoch_end()
     assert np.array_equal(v.order, np.arange(len(ds.paths)))
     np.testing.assert_array_equal(v[1][0], first)
-    expected = preprocess_input(load_image_file(ds.paths[8], 32))
-    np.testing.assert_allclose(first[0], expected)
+    for k in range(8):
+        np.testing.assert_array_equal(first[k], center_crop(load_resized(ds.paths[8 + k], 32), 32))
+        np.testing.assert_array_equal(first[k], load_image_file(ds.paths[8 + k], 32))
     assert np.array_equal(v[0][1].argmax(axis=1), ds.labels[:8])
+    assert np.array_equal(v[0][1], np.eye(4, dtype=np.float32)[ds.labels[:8]])  # no smoothing
+    cached = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=8, input_size=32,
+                                     cache=open_cache(ds.paths, 32, "ram"))
+    np.testing.assert_array_equal(cached[1][0], first)
 
 
-def test_unreadable_image_is_replaced_and_warned_once(tmp_path, caplog):
+def test_preprocess_gives_the_old_contract_floats(tiny_data):
+    ds = load_dataset(tiny_data)
+    kw = dict(batch_size=6, input_size=32, training=True, seed=3)
+    raw = GarbageClassifySequence(ds.paths, ds.labels, 4, **kw)
+    old = GarbageClassifySequence(ds.paths, ds.labels, 4, preprocess=True, **kw)
+    (xr, yr), (xo, yo) = raw[1], old[1]
+    assert xo.dtype == np.float32 and xo.shape == xr.shape
+    np.testing.assert_array_equal(xo, preprocess_input(xr))
+    np.testing.assert_array_equal(yo, yr)
+
+
+@pytest.mark.parametrize("use_cache", [False, True], ids=["no cache", "cache"])
+def test_unreadable_image_is_replaced_and_warned_once(tmp_path, caplog, monkeypatch, use_cache):
     data = make_txt_dataset(str(tmp_path), per_class=4, num_classes=2)
     bad = os.path.join(data, "img_0.jpg")
     with open(bad, "wb") as f:
         f.write(b"\xff\xd8\xff garbage")
     ds = load_dataset(data)
-    seq = GarbageClassifySequence(ds.paths, ds.labels, 2, batch_size=8, input_size=32, training=False)
+    cache = open_cache(ds.paths, 32, "ram") if use_cache else None
+    seq = GarbageClassifySequence(ds.paths, ds.labels, 2, batch_size=8, input_size=32, training=False, cache=cache)
+    calls = []
+    real = decoded.decode_square
+    monkeypatch.setattr(decoded, "decode_square", lambda p, s: calls.append(p) or real(p, s))
     with caplog.at_level(logging.WARNING):
-        x1, _ = seq[0]
+        x1, y1 = seq[0]
         x2, _ = seq[0]
-    assert x1.shape == (8, 32, 32, 3) and np.isfinite(x1).all()
-    assert caplog.text.count("img_0.jpg") == 1
+    assert x1.shape == (8, 32, 32, 3) and x1.dtype == np.uint8
+    np.testing.assert_array_equal(x1[0], x1[1])  # img_0 replaced by the next readable image, img_1
+    assert y1[0].argmax() == ds.labels[1]
+    np.testing.assert_array_equal(x1, x2)
+    assert caplog.text.count("img_0.jpg") == 1 and "unreadable" in caplog.text
+    assert calls.count(bad) == 1  # tried once, then known bad
+    assert len(calls) == (8 if use_cache else 17)  # with a cache: each image once
+
+
+def test_cache_must_match_the_sequence(tiny_data):
+    ds = load_dataset(tiny_data)
+    with pytest.raises(ValueError, match="same images"):
+        GarbageClassifySequence(ds.paths, ds.labels, 4, input_size=32, cache=open_cache(ds.paths, 64, "ram"))
+    with pytest.raises(ValueError, match="same images"):
+        GarbageClassifySequence(ds.paths[:5], ds.labels[:5], 4, input_size=32, cache=open_cache(ds.paths, 32, "ram"))
 
 
 def test_data_flow_prints_counts_and_splits(tiny_data):
@@ -229,6 +264,24 @@ def test_data_flow_prints_counts_and_splits(tiny_data):
     assert len(train.paths) == 36 and len(val.paths) == 12
     assert train.training and not val.training
     assert "48 images in 4 classes" in lines[0] and "可回收物/易拉罐" in lines[0]
+    assert train.cache.kind == "ram" and val.cache.kind == "ram"  # "auto": 48 small squares fit in memory
+    assert len(train.cache) == 36 and len(val.cache) == 12
+    assert any(line.startswith("train cache: RAM") for line in lines)
+
+
+def test_data_flow_cache_choices(tiny_data, tmp_path):
+    lines = []
+    train, val, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
+                              cache="disk", cache_dir=str(tmp_path / "cache"))
+    assert train.cache.kind == "disk" and val.cache.kind == "disk" and train.cache.file != val.cache.file
+    assert sorted(os.path.basename(p).split("_")[0] for p in (train.cache.file, val.cache.file)) == ["train", "val"]
+    x, _ = train[0]
+    assert x.dtype == np.uint8 and train.cache.misses == 4
+    train, val, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
+                              cache="none")
+    assert train.cache is None and val.cache is None
+    with pytest.raises(ValueError, match="cache"):
+        data_flow(tiny_data, input_size=32, print_fn=lines.append, cache="gpu")
 
 
 # ----------------------------------------------------------------- phone formats

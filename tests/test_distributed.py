@@ -1,4 +1,5 @@
-"""--strategy on 2 logical CPU devices: mirrored (TensorFlow) and data_parallel (JAX)."""
+"""--strategy on 2 logical CPU devices: mirrored (TensorFlow); data_parallel (JAX) runs in
+tests/test_train.py's JAX test."""
 
 import csv
 import json
@@ -63,15 +64,6 @@ def test_mirrored_run_killed_and_resumed_matches_a_single_device_run(tiny_data, 
     # gradients or an unscaled learning rate move them further.
     assert abs(mean_a - mean_b) / mean_a < 0.25, (a, b)
     assert (mirrored / "best.h5").exists() and (mirrored / "report.json").exists()
-
-
-def test_jax_data_parallel_on_two_host_devices(tiny_data, tmp_path, cli):
-    pytest.importorskip("jax", reason="jax is in requirements.txt; install it to run this test")
-    r = cli("train.py", "--data_dir", tiny_data, *COMMON, "--batch_size", "8", "--strategy", "data_parallel",
-            "--cpu_devices", "2", "--output_dir", tmp_path / "out", env={"KERAS_BACKEND": "jax"})
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "2 devices (data_parallel): global batch 8 x 2 = 16" in r.stdout
-    assert len(_losses(tmp_path / "out")) == 2
 
 
 @pytest.mark.parametrize("strategy,backend,hint", [("data_parallel", "tensorflow", "--strategy mirrored"),

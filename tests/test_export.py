@@ -1,10 +1,12 @@
-"""tools.export: SavedModel, TFLite (float and int8) and ONNX, each checked against the Keras model."""
+"""tools.export: SavedModel, TFLite (float and int8) and ONNX, each checked against the Keras model; uint8
+pixel input for today's models, float32 preprocessed input for best.h5 files of the old contract."""
 
 import json
 import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 
@@ -18,11 +20,31 @@ def test_export_matches_the_keras_model(cli, tiny_model, tmp_path, fmt, artifact
     assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) == 100.0, r.stdout
     assert (out / artifact).exists()
     contract = json.load(open(out / "preprocessing.json", encoding="utf-8"))
-    assert contract["input"]["shape"] == [None, 32, 32, 3] and contract["input"]["preprocessing"]["mode"] == "caffe"
+    assert contract["input"]["shape"] == [None, 32, 32, 3] and contract["input"]["dtype"] == "uint8"
+    assert contract["input"]["contract"] == "rgb_uint8" and contract["input"]["channel_order"] == "RGB"
+    assert contract["input"]["preprocessing"]["mode"] == "caffe"
+    assert contract["input"]["preprocessing"]["where"].startswith("inside the model")
     assert contract["labels"] == json.load(open(out / "labels.json", encoding="utf-8"))["labels"]
 
 
+def test_an_old_contract_model_still_exports(cli, old_model, tmp_path):
+    from models.preprocess import CONTRACT
+    from tools.inference import TFLiteModel
+
+    out = tmp_path / "export"
+    r = cli("-m", "tools.export", "--model", old_model, "--format", "tflite", "--out", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    m = re.search(r"max abs diff ([0-9.e+-]+), top-1 agreement ([0-9.]+)%", r.stdout)
+    assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) == 100.0, r.stdout
+    contract = json.load(open(out / "preprocessing.json", encoding="utf-8"))
+    assert contract["input"]["dtype"] == "float32" and contract["input"]["contract"] == "caffe_float32"
+    assert contract["input"]["preprocessing"] == CONTRACT  # the caller's job, as exports always said
+    assert TFLiteModel(str(out / "model.tflite")).input_dtype == "float32"
+
+
 def test_int8_tflite_is_smaller_and_reports_agreement(cli, tiny_model, tiny_data, tmp_path):
+    from tools.inference import TFLiteModel
+
     out = tmp_path / "export"
     r = cli("-m", "tools.export", "--model", tiny_model, "--format", "tflite", "--int8", "--data_dir", tiny_data,
             "--out", out)
@@ -30,6 +52,12 @@ def test_int8_tflite_is_smaller_and_reports_agreement(cli, tiny_model, tiny_data
     assert "top-1 agreement" in r.stdout
     size = os.path.getsize(out / "model_int8.tflite")
     assert size < os.path.getsize(tiny_model) / 2.5  # ~4x smaller than float32 weights
+    lite = TFLiteModel(str(out / "model_int8.tflite"))  # quantised inside; still takes uint8 pixels
+    assert lite.input_dtype == np.uint8
+    probs = lite.predict_on_batch(np.zeros((2, 32, 32, 3), np.uint8))
+    assert probs.shape == (2, 4) and np.allclose(probs.sum(1), 1, atol=0.05)
+    with pytest.raises(ValueError, match="takes uint8 pixels"):
+        lite.predict_on_batch(np.zeros((1, 32, 32, 3), np.float32))  # never silently truncated
     r = cli("-m", "tools.export", "--model", tiny_model, "--format", "onnx", "--int8", "--out", out)
     assert r.returncode == 2 and "--int8 applies to --format tflite" in r.stderr
 
@@ -60,6 +88,13 @@ def test_export_errors_are_one_line(cli, tmp_path, tiny_model):
     shutil.copy(tiny_model, bare / "best.h5")  # no labels.json beside it
     r = cli("-m", "tools.export", "--model", bare / "best.h5", "--format", "tflite", "--out", tmp_path / "o")
     assert r.returncode == 2 and "labels.json" in r.stderr and "Traceback" not in r.stderr
+    from support.old_contract import write_old_labels
+
+    write_old_labels(str(bare), ["a/b", "c/d", "e/f", "g/h"], 32)  # a pixels model beside an old labels.json
+    r = cli("-m", "tools.export", "--model", bare / "best.h5", "--format", "tflite", "--out", tmp_path / "o")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]  # (TensorFlow logs aside)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(errors) == 1 and "takes uint8 input" in errors[0] and "different models" in errors[0], r.stderr
 
 
 def test_onnx_without_the_export_packages_names_the_file_to_install(tiny_model, tmp_path, monkeypatch, capsys):

@@ -13,9 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import FAST, ROOT, SCRATCH_ARGS
 
-FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
 
 
 def _epochs(out):
@@ -179,11 +178,13 @@ def test_unreadable_backup_and_stale_temp_files_do_not_stop_the_rerun(tiny_data,
     assert keras.models.load_model(out / "best.h5", compile=False).output_shape == (None, 4)
 
 
-def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tmp_path, cli):
-    """SIGKILL the moment epoch 2's backup file starts being written (every time, not by luck)."""
+def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tmp_path, cli, scratch_run):
+    """SIGKILL the moment epoch 2's backup file starts being written (every time, not by luck); the
+    rerun must then train exactly as the uninterrupted `scratch_run` (same flags) did."""
     out = tmp_path / "out"
+    args = ["train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", str(out)]
     folder, meta = out / ".backup" / "scratch", out / ".backup" / "scratch" / "training_metadata.json"
-    proc = _start(_args(tiny_data, out, 2), tmp_path / "run1.log")
+    proc = _start(args, tmp_path / "run1.log")
     deadline = time.time() + 600
     while not meta.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -202,7 +203,7 @@ def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tm
     assert (folder / writing).exists()
     _assert_best_loads(out)
 
-    r = cli(*_args(tiny_data, out, 2))
+    r = cli(*args)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-3000:]
     assert ".tmp-" in writing, "the kill came before the write finished: the file still had its temporary name"
@@ -213,11 +214,11 @@ def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tm
     assert _epochs(out) == [0, 1]
     _assert_best_loads(out)
     assert not (out / ".backup").exists()
-    # The resumed run trains exactly as an uninterrupted one: same weights, optimizer state, batches
-    # and dropout draws (the random generators' states travel in the backup's metadata).
-    ref = cli(*_args(tiny_data, tmp_path / "ref", 2))
+    # The resumed run trains exactly as an uninterrupted one: same weights, optimizer state, batches,
+    # dropout and augmentation draws (the random generators' states travel in the backup's metadata).
+    ref, ref_out = scratch_run
     assert ref.returncode == 0, (ref.stdout + ref.stderr)[-3000:]
-    resumed, uninterrupted = _history_rows(out), _history_rows(tmp_path / "ref")
+    resumed, uninterrupted = _history_rows(out), _history_rows(ref_out)
     assert resumed == pytest.approx(uninterrupted, rel=1e-6), (resumed, uninterrupted)
 
 

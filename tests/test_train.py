@@ -11,28 +11,16 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import FAST, ROOT
 from support.datagen import make_folder_dataset, make_txt_dataset
 
 OUTPUTS = ("best.h5", "labels.json", "history.csv", "history.png", "report.json", "report.txt",
            "confusion_matrix.png")
-FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
 
 
 def _history(out):
     with open(os.path.join(out, "history.csv"), newline="") as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def scratch_run(tiny_data, tmp_path_factory):
-    """One from-scratch run shared by the output checks."""
-    from conftest import run_cli
-
-    out = str(tmp_path_factory.mktemp("scratch_out"))
-    r = run_cli("train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "2", "--output_dir", out,
-                "--val_split", "0.25", "--tensorboard", *FAST)
-    return r, out
 
 
 def test_training_writes_every_output(scratch_run):
@@ -43,6 +31,9 @@ def test_training_writes_every_output(scratch_run):
     assert not os.path.exists(os.path.join(out, ".backup")), "backups are removed after a finished run"
     summary = r.stdout.strip().splitlines()[-1]
     assert summary.startswith("best val_accuracy") and "training images/s" in summary and "wall" in summary
+    assert "after the first epoch, which compiles" in summary
+    assert "device: CPU (" in r.stdout and "backend tensorflow" in r.stdout
+    assert "train cache: RAM, 36 images at 37x37" in r.stdout, r.stdout[-3000:]
 
 
 def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
@@ -103,22 +94,8 @@ def test_test_only_scores_another_labelled_folder(scratch_run, tmp_path, cli):
     assert r.returncode == 2 and "differ" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_pretrained_recipe_runs_two_phases(tiny_data, tmp_path, cli):
-    """--weights PATH: phase 1 (frozen backbone) then phase 2 (fine-tuning), epochs numbered on."""
-    from models.resnet50 import ResNet50
-    from models.weights import save_h5_weights
-
-    wfile = str(tmp_path / "backbone.h5")  # the legacy layout, as users have it
-    save_h5_weights(ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)), wfile, layout="legacy")
-    out = tmp_path / "out"
-    r = cli("train.py", "--data_dir", tiny_data, "--weights", wfile, "--epochs", "1", "--fine_tune_epochs", "1",
-            "--unfreeze_from", "5", "--output_dir", out, *FAST)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "Phase 1/2" in r.stdout and "Phase 2/2: fine-tune stages 5..5" in r.stdout
-    assert [int(row["epoch"]) for row in _history(out)] == [0, 1]
-
-
 def _backbone_file(tmp_path):
+    """A ResNet50 weights file in the legacy (deep-learning-models v0.2) layout, as users have them."""
     import keras
 
     from models.resnet50 import ResNet50
@@ -126,20 +103,17 @@ def _backbone_file(tmp_path):
 
     keras.utils.set_random_seed(0)
     path = str(tmp_path / "backbone.h5")
-    save_h5_weights(ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)), path)
+    save_h5_weights(ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)), path, layout="legacy")
     return path
 
 
-# A plain from-scratch kill and rerun is tests/test_resume.py's subject, a mirrored one
-# tests/test_distributed.py's; here the pretrained recipe's second phase.
-@pytest.mark.parametrize("phase,mirrored", [("phase2", False)], ids=["phase2"])
-def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cli, phase, mirrored):
-    out = tmp_path / "out"
-    recipe = (["--weights", "none", "--epochs", "4"] if phase == "scratch" else
-              ["--weights", _backbone_file(tmp_path), "--epochs", "1", "--fine_tune_epochs", "3"])
+def test_pretrained_recipe_runs_two_phases_and_resumes_phase2_after_a_kill(tiny_data, tmp_path, cli):
+    """--weights PATH: phase 1 (frozen backbone), then phase 2 (fine-tuning stages 5..5), epochs numbered
+    on; killed in phase 2 and rerun, phase 1 is not run again and phase 2 goes on from its last epoch.
+    (A plain from-scratch kill is tests/test_resume.py's subject, a mirrored one tests/test_distributed.py's.)"""
+    out, phase = tmp_path / "out", "phase2"
+    recipe = ["--weights", _backbone_file(tmp_path), "--epochs", "1", "--fine_tune_epochs", "3", "--unfreeze_from", "5"]
     args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), *FAST]
-    if mirrored:
-        args += ["--strategy", "mirrored", "--cpu_devices", "2", "--batch_size", "4"]
     meta = out / ".backup" / phase / "training_metadata.json"
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
@@ -149,30 +123,15 @@ def test_killed_run_resumes_from_the_last_finished_epoch(tiny_data, tmp_path, cl
     first_log = proc.communicate()[0]
     assert meta.exists(), first_log[-3000:]
     assert "best val_accuracy" not in first_log, "the first run must be killed before it finishes"
+    assert "Phase 1/2" in first_log and "Phase 2/2: fine-tune stages 5..5" in first_log, first_log[-3000:]
     done = json.load(open(meta))["epoch"]
     assert done >= 1
     r = cli(*args[1:])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    if phase == "phase2":
-        assert "phase 1 finished in an earlier run" in r.stdout and "Phase 1/2" not in r.stdout
+    assert "phase 1 finished in an earlier run" in r.stdout and "Phase 1/2" not in r.stdout
     assert f"resuming {phase} from epoch {done + 1}" in r.stdout
     assert f"Epoch {done}/4" not in r.stdout and "Epoch 4/4" in r.stdout
     assert [int(row["epoch"]) for row in _history(out)] == [0, 1, 2, 3]
-
-
-def test_bad_data_is_warned_about_and_skipped(tmp_path, cli):
-    data = make_txt_dataset(str(tmp_path), per_class=6, num_classes=2)
-    (tmp_path / "train_data_v2" / "img_50.txt").write_text("nonsense")
-    (tmp_path / "train_data_v2" / "img_51.txt").write_text("img_1.jpg, 17")
-    with open(os.path.join(data, "img_2.jpg"), "wb") as f:
-        f.write(b"not a jpeg at all")
-    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "1", "--val_split", "0.3",
-            "--output_dir", tmp_path / "out", *FAST)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    log = r.stdout + r.stderr
-    assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
-    assert "unreadable image" in log and "img_2.jpg" in log
-    assert "12 images in 2 classes" in log and "2 skipped" in log
 
 
 def test_no_data_explains_where_it_goes(tmp_path, cli):
@@ -252,19 +211,33 @@ def test_real_photos_run_through_training_and_the_report(trashnet_dir, tmp_path,
         assert (out / name).stat().st_size > 0, name
 
 
-def test_jax_backend_trains_and_predicts_without_tensorflow(tiny_data, tmp_path, cli):
-    """The GPU machines run Keras on JAX with no TensorFlow installed: make TensorFlow unimportable."""
-    pytest.importorskip("jax", reason="jax is in requirements.txt; install it to run this test")
+def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_path, cli):
+    """The GPU machines run Keras on JAX with no TensorFlow installed (TensorFlow is made unimportable):
+    one run checks that, --strategy data_parallel on 2 host devices, and that bad label files and an
+    unreadable photo are warned about and skipped; then predict.py gives the same answer on JAX and on
+    TensorFlow from the same best.h5. (One train.py process for three subjects: each costs ~100 s here.)"""
+    pytest.importorskip("jax", reason="jax is in requirements-dev.txt; install it to run this test")
+    data = make_txt_dataset(str(tmp_path), per_class=6, num_classes=2)
+    (tmp_path / "train_data_v2" / "img_50.txt").write_text("nonsense")
+    (tmp_path / "train_data_v2" / "img_51.txt").write_text("img_1.jpg, 17")
+    with open(os.path.join(data, "img_2.jpg"), "wb") as f:
+        f.write(b"not a jpeg at all")
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "tensorflow.py").write_text('raise ImportError("tensorflow is blocked in this test")\n')
     env = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(blocker)}
     out = tmp_path / "out"
-    r = cli("train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "1", "--output_dir", out, *FAST,
-            env=env)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "backend=jax" in r.stdout and (out / "best.h5").exists() and (out / "report.json").exists()
-    photo = os.path.join(tiny_data, "img_0.jpg")
+    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "1", "--val_split", "0.3",
+            "--strategy", "data_parallel", "--cpu_devices", "2", "--output_dir", out, *FAST, env=env)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    assert "backend=jax" in r.stdout and "device: CPU (2 x cpu), backend jax" in r.stdout
+    assert "2 devices (data_parallel): global batch 8 x 2 = 16" in r.stdout
+    assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
+    assert "unreadable image" in log and "img_2.jpg" in log
+    assert "12 images in 2 classes" in log and "2 skipped" in log
+    assert len(_history(out)) == 1 and (out / "best.h5").exists() and (out / "report.json").exists()
+    photo = os.path.join(data, "img_0.jpg")
     r = cli("predict.py", photo, "--model", out / "best.h5", "--json", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     on_jax = json.loads(r.stdout)

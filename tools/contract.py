@@ -2,13 +2,23 @@
 
 train.py writes a model folder (best.h5 + labels.json); predict.py, server.py, tools/export.py and
 train.py --test_only read it. What a model folder holds, where it is by default, how a photo is
-sized and cropped for it and how a class name maps to its bin are decided here and nowhere else.
+sized and cropped for it, what it takes as input and how a class name maps to its bin are decided
+here and nowhere else.
+
+Input contracts (labels.json "input"), one per generation of best.h5:
+- PIXELS ("rgb_uint8"), written since the model took pixels: uint8 RGB crops (N, S, S, 3), 0-255;
+  the model does the "caffe" preprocessing ("preprocessing" in labels.json) in its first layers.
+- CAFFE ("caffe_float32"), every labels.json written before (they have no "input" key): float32
+  crops already preprocessed by the caller (`models.preprocess.preprocess_input`: RGB -> BGR, minus
+  the ImageNet means). Such models keep loading and predicting: `model_input` feeds each its own.
 """
 
 import json
 import os
 
-from models.preprocess import CONTRACT
+import numpy as np
+
+from models.preprocess import CONTRACT, preprocess_input
 
 #: Where train.py writes and where predict.py / server.py / export look by default.
 OUTPUT_DIR = "./output/"
@@ -19,6 +29,12 @@ DEFAULT_MODEL = os.path.join("output", MODEL_FILE)
 #: Test-time crops a prediction may average over: the centre, + 4 corners, + their mirror images.
 CROP_CHOICES = (1, 5, 10)
 DEFAULT_CROPS = 5
+
+#: labels.json "input": what the model takes (see the module docstring).
+PIXELS = "rgb_uint8"
+CAFFE = "caffe_float32"
+#: Input contract -> dtype of the model's input tensor.
+INPUT_DTYPES = {PIXELS: "uint8", CAFFE: "float32"}
 
 
 class ModelFilesError(OSError):
@@ -41,10 +57,31 @@ def labels_path(model_path):
 
 
 def write_labels(output_dir, class_names, input_size):
-    """labels.json: the class list (index = model output), input size and preprocessing contract."""
+    """labels.json: the class list (index = model output), input size, input contract (PIXELS: the
+    model takes uint8 RGB pixels) and the preprocessing the model does inside (CONTRACT)."""
     with open(os.path.join(output_dir, LABELS_FILE), "w", encoding="utf-8") as f:
-        json.dump({"labels": list(class_names), "input_size": input_size, "preprocessing": CONTRACT}, f,
-                  ensure_ascii=False, indent=1)
+        json.dump({"labels": list(class_names), "input_size": input_size, "input": PIXELS, "preprocessing": CONTRACT},
+                  f, ensure_ascii=False, indent=1)
+
+
+def input_contract(meta, source=LABELS_FILE):
+    """PIXELS or CAFFE: the "input" of a labels.json dict; CAFFE when the key is absent (written before
+    models took pixels). ModelFilesError for any other value (`source` names the file in the message)."""
+    value = meta.get("input", CAFFE)
+    if not isinstance(value, str) or value not in INPUT_DTYPES:
+        raise ModelFilesError(f"{source} says input={value!r}, which this version does not know (expected "
+                              f"{PIXELS!r} or {CAFFE!r}; a newer train.py wrote it?)")
+    return value
+
+
+def model_input(pixels, contract):
+    """What a model of `contract` takes for the uint8 RGB crops `pixels` (..., S, S, 3): the pixels
+    themselves (PIXELS), or float32 caffe-preprocessed crops (CAFFE)."""
+    if contract == PIXELS:
+        return np.asarray(pixels, dtype=np.uint8)
+    if contract == CAFFE:
+        return preprocess_input(pixels)
+    raise ValueError(f"`contract` must be {PIXELS!r} or {CAFFE!r}. Received: contract={contract!r}")
 
 
 def load_labels(model_path):
@@ -53,9 +90,11 @@ def load_labels(model_path):
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
-        return meta["labels"], meta
+        labels = meta["labels"]
     except FileNotFoundError:
         why = f"train.py writes it next to {MODEL_FILE}"
         raise ModelFilesError(f"no {LABELS_FILE} beside {model_path} ({why})") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ModelFilesError(f"{path} is not a labels file written by train.py ({e})") from None
+    input_contract(meta, path)  # an unknown contract is refused here, before any model is loaded
+    return labels, meta

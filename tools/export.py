@@ -4,11 +4,16 @@
     python -m tools.export --model output/best.h5 --format tflite --out export/ --int8 --data_dir DIR
     python -m tools.export --model output/best.h5 --format onnx --out export/ --samples photos/
 
-The exported model takes the PREPROCESSED input (float32, N x S x S x 3, BGR minus the ImageNet
-means: Keras' "caffe" mode) and returns class probabilities; `preprocessing.json` beside it states
-that contract together with the class list. After exporting, the tool runs the exported model and
-the Keras model on the same sample photos and reports the largest absolute difference and the
-top-1 agreement; a float32 export that disagrees on any photo fails (exit 1).
+The exported model takes what the Keras model takes: for a model from train.py (labels.json
+"input": "rgb_uint8"), uint8 RGB pixels N x S x S x 3, 0-255, resized and centre-cropped, and does
+the ImageNet "caffe" preprocessing (RGB -> BGR, minus the means) inside; an older best.h5
+("caffe_float32", labels.json without "input") still exports as it always did: float32 input
+already preprocessed by the caller. It returns class probabilities; `preprocessing.json` beside it
+states the contract (dtype, where preprocessing happens) together with the class list. After
+exporting, the tool runs the exported model and the Keras model on the same sample photos, each fed
+its contract's input, and reports the largest absolute difference and the top-1 agreement; a
+float32 export that disagrees on any photo fails (exit 1). An --int8 TFLite model keeps the uint8
+pixel input (quantised inside) and is calibrated on uint8 crops of --data_dir.
 TensorFlow is imported here, and only here: exporting is what it is for.
 
 The functions are the library (export, parity, ...); main() is `python -m tools.export`.
@@ -24,12 +29,13 @@ import tempfile
 
 import numpy as np
 
-from models.preprocess import CONTRACT, preprocess_input
+from models.preprocess import CONTRACT
 from models.saving import load_model
-from tools.contract import DEFAULT_MODEL, LABELS_FILE, ModelFilesError, labels_path, load_labels, resize_size
+from tools.contract import (CAFFE, DEFAULT_MODEL, INPUT_DTYPES, LABELS_FILE, PIXELS, ModelFilesError, input_contract,
+                            labels_path, load_labels, model_input, resize_size)
 from tools.data.layout import load_dataset
 from tools.images import is_image_file, load_image_file
-from tools.inference import TFLiteModel
+from tools.inference import TFLiteModel, check_input_dtype
 from tools.quiet import import_keras_quietly
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -39,8 +45,9 @@ class ExportError(Exception):
     """Export or parity failure (the message says which)."""
 
 
-def sample_inputs(model_input_size, samples=None, count=16, seed=0):
-    """Preprocessed crops of the photos in `samples` (a folder), or of generated photos."""
+def sample_inputs(model_input_size, samples=None, count=16, seed=0, contract=PIXELS):
+    """Model input for the photos in `samples` (a folder), or for generated photos: uint8 crops for a
+    PIXELS model, float32 preprocessed crops for a CAFFE one (tools.contract.model_input)."""
     images = []
     if samples:
         paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(samples) for f in fs if is_image_file(f))[:count]
@@ -54,17 +61,18 @@ def sample_inputs(model_input_size, samples=None, count=16, seed=0):
             big = np.kron(base, np.ones((model_input_size // 4 + 1, model_input_size // 4 + 1, 1)))
             noise = rng.normal(0, 20, big.shape)
             images.append(np.clip(big + noise, 0, 255)[:model_input_size, :model_input_size].astype(np.uint8))
-    return preprocess_input(np.stack(images))
+    return model_input(np.stack(images), contract)
 
 
-def representative_data(data_dir, input_size, count=64, seed=0):
-    """Calibration batches for int8 quantisation, taken from the training folder."""
+def representative_data(data_dir, input_size, count=64, seed=0, contract=PIXELS):
+    """Calibration batches for int8 quantisation, taken from the training folder, in the model's
+    input contract (uint8 crops for PIXELS models)."""
     ds = load_dataset(data_dir)
     chosen = np.random.default_rng(seed).choice(len(ds.paths), size=min(count, len(ds.paths)), replace=False)
 
     def gen():
         for i in chosen:
-            yield [preprocess_input(load_image_file(ds.paths[i], input_size)[None])]
+            yield [model_input(load_image_file(ds.paths[i], input_size)[None], contract)]
     return gen
 
 
@@ -76,7 +84,7 @@ def export_savedmodel(model, out):
     return path
 
 
-def export_tflite(model, out, int8=False, data_dir=None):
+def export_tflite(model, out, int8=False, data_dir=None, contract=PIXELS):
     import tensorflow as tf  # the TFLite converter; heavy, and only exporting needs it
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +94,8 @@ def export_tflite(model, out, int8=False, data_dir=None):
             if not data_dir:
                 raise ExportError("--int8 needs --data_dir (the training folder) for calibration images")
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative_data(data_dir, int(model.input_shape[1]))
+            converter.representative_dataset = representative_data(data_dir, int(model.input_shape[1]),
+                                                                    contract=contract)
         blob = converter.convert()
     path = os.path.join(out, "model_int8.tflite" if int8 else "model.tflite")
     with open(path, "wb") as f:
@@ -97,13 +106,13 @@ def export_tflite(model, out, int8=False, data_dir=None):
 def export_onnx(model, out):
     path = os.path.join(out, "model.onnx")
     size = int(model.input_shape[1])
-    model(np.zeros((1, size, size, 3), np.float32))  # Keras exports to ONNX only a model that has run
+    model(np.zeros((1, size, size, 3), model.inputs[0].dtype))  # Keras exports to ONNX only a model that has run
     model.export(path, format="onnx", verbose=False)
     return path
 
 
 def run_exported(fmt, path, x):
-    """The exported model's outputs for the preprocessed batch `x`, run by its own runtime."""
+    """The exported model's outputs for the batch `x` (its contract's input), run by its own runtime."""
     if fmt == "savedmodel":
         import tensorflow as tf  # heavy: only a SavedModel needs it here
 
@@ -114,17 +123,27 @@ def run_exported(fmt, path, x):
     import onnxruntime as ort  # optional (requirements-export.txt)
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0])
+    feed = session.get_inputs()[0]  # its type is "tensor(uint8)" or "tensor(float)"
+    dtype = np.uint8 if feed.type == "tensor(uint8)" else np.float32
+    return np.asarray(session.run(None, {feed.name: np.asarray(x).astype(dtype)})[0])
+
+
+def input_description(contract, input_size):
+    """preprocessing.json "input": what an exported model of `contract` takes."""
+    common = {"contract": contract, "shape": [None, input_size, input_size, 3], "dtype": INPUT_DTYPES[contract],
+              "resize_shorter_side": resize_size(input_size), "crop": "centre"}
+    if contract == CAFFE:  # as exports described it before models took pixels
+        return {**common, "preprocessing": CONTRACT}
+    return {**common, "channel_order": "RGB", "value_range": [0, 255],
+            "preprocessing": {**CONTRACT, "where": "inside the model: feed the RGB pixels as they are"}}
 
 
 def write_contract(model_path, out, input_size, artifact, fmt):
     """labels.json (copied) and preprocessing.json (what the exported model takes and returns) into `out`."""
-    labels, _ = load_labels(model_path)
+    labels, meta = load_labels(model_path)
     shutil.copy(labels_path(model_path), os.path.join(out, LABELS_FILE))
     contract = {"artifact": os.path.basename(artifact), "format": fmt,
-                "input": {"shape": [None, input_size, input_size, 3], "dtype": "float32",
-                          "resize_shorter_side": resize_size(input_size), "crop": "centre",
-                          "preprocessing": CONTRACT},
+                "input": input_description(input_contract(meta), input_size),
                 "output": {"shape": [None, len(labels)], "meaning": "class probabilities (softmax)"},
                 "labels": labels}
     with open(os.path.join(out, "preprocessing.json"), "w", encoding="utf-8") as f:
@@ -148,11 +167,13 @@ def missing_packages(fmt):
 
 def export(model, model_path, fmt, out, int8=False, data_dir=None):
     """Write `model` (loaded from `model_path`) as `fmt` into the folder `out`, with labels.json and
-    preprocessing.json beside it; returns the artifact's path. Raises ExportError."""
+    preprocessing.json beside it; returns the artifact's path. Raises ExportError, or ModelFilesError
+    when labels.json and the model disagree on the input contract."""
+    contract = check_input_dtype(model, load_labels(model_path)[1], model_path)
     if fmt == "savedmodel":
         artifact = export_savedmodel(model, out)
     elif fmt == "tflite":
-        artifact = export_tflite(model, out, int8, data_dir)
+        artifact = export_tflite(model, out, int8, data_dir, contract)
     else:
         artifact = export_onnx(model, out)
     write_contract(model_path, out, int(model.input_shape[1]), artifact, fmt)
@@ -198,16 +219,21 @@ def main(argv=None):
               f"pip install -r requirements-export.txt", file=sys.stderr)
         return 2
     try:
-        load_labels(args.model)  # the class list travels with the export: check before the slow part
+        _, meta = load_labels(args.model)  # the class list travels with the export: check before the slow part
     except ModelFilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     import_keras_quietly()
     model = load_model(args.model)
+    try:
+        contract = check_input_dtype(model, meta, args.model)
+    except ModelFilesError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     os.makedirs(args.out, exist_ok=True)
     try:
         artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir)
-        x = sample_inputs(int(model.input_shape[1]), args.samples)
+        x = sample_inputs(int(model.input_shape[1]), args.samples, contract=contract)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

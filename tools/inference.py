@@ -7,6 +7,11 @@ answers for the same photo, and several times slower.
 
 Result fields: label, name ("bin/item"), category (the bin), probability, top_k, bins (probability
 summed per bin: a reliable bin even when the exact item is uncertain), unsure, time_ms.
+
+Models take uint8 RGB crops and preprocess them inside ("rgb_uint8" in labels.json); best.h5 files
+from before that take float32 crops preprocessed here ("caffe_float32", labels.json without
+"input"). labels.json says which (tools/contract.input_contract) and the model's input dtype must
+agree with it.
 """
 
 import os
@@ -15,9 +20,9 @@ import time
 
 import numpy as np
 
-from models.preprocess import preprocess_input
 from models.saving import load_model
-from tools.contract import CROP_CHOICES, DEFAULT_CROPS, LABELS_FILE, ModelFilesError, bin_of, load_labels
+from tools.contract import (CROP_CHOICES, DEFAULT_CROPS, INPUT_DTYPES, LABELS_FILE, ModelFilesError, bin_of,
+                            input_contract, load_labels, model_input)
 from tools.images import MAX_PIXELS, load_resized
 
 #: Alternatives listed in a result, and the top probability below which it is marked unsure.
@@ -71,17 +76,45 @@ class TFLiteModel:
         self._out = self.interpreter.get_output_details()[0]
         self.input_shape = tuple(int(d) for d in self._in["shape"])
         self.output_shape = tuple(int(d) for d in self._out["shape"])
+        #: What the input tensor holds: uint8 (pixels: exports since models took pixels) or float32.
+        self.input_dtype = np.dtype(self._in["dtype"])
         self._batch = self.input_shape[0]
 
     def predict_on_batch(self, x):
-        """Outputs for the float32 batch `x` in one call (the input is resized to its batch size)."""
+        """Outputs for the batch `x` in one call, set in the interpreter's input dtype (the input is
+        resized to its batch size). Float values for an integer input are refused, never truncated."""
+        x = np.asarray(x)
+        if self.input_dtype.kind in "iu" and x.dtype.kind not in "iub":
+            raise ValueError(f"this TFLite model takes {self.input_dtype.name} pixels. Received: x.dtype={x.dtype}")
         if x.shape[0] != self._batch:
             self.interpreter.resize_tensor_input(self._in["index"], x.shape)
             self.interpreter.allocate_tensors()
             self._batch = x.shape[0]
-        self.interpreter.set_tensor(self._in["index"], x.astype(np.float32))
+        self.interpreter.set_tensor(self._in["index"], x.astype(self.input_dtype))
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._out["index"]).copy()
+
+
+def input_dtype_of(model):
+    """numpy dtype name of a loaded model's input ("uint8", "float32"), or None where it cannot tell."""
+    if isinstance(model, TFLiteModel):
+        return model.input_dtype.name
+    try:
+        return np.dtype(model.inputs[0].dtype).name
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def check_input_dtype(model, meta, model_path):
+    """labels.json's input contract (`meta`: its dict) checked against the loaded model's input dtype;
+    returns the contract. ModelFilesError (one line) when the two files disagree."""
+    contract = input_contract(meta, LABELS_FILE)
+    dtype = input_dtype_of(model)
+    if dtype is not None and dtype != INPUT_DTYPES[contract]:
+        said = f"says input={contract!r}" if "input" in meta else f"has no \"input\" (so {contract!r})"
+        raise ModelFilesError(f"{model_path} takes {dtype} input but its {LABELS_FILE} {said}, which means "
+                              f"{INPUT_DTYPES[contract]}: the two files are from different models")
+    return contract
 
 
 class Classifier:
@@ -103,6 +136,8 @@ class Classifier:
         if not os.path.isfile(model_path):
             raise ModelFilesError(f"no model at {model_path}; train one with train.py or pass --model")
         self.labels, self.meta = load_labels(model_path)
+        #: tools.contract.PIXELS (uint8 crops in) or CAFFE (float32 crops preprocessed here).
+        self.input = input_contract(self.meta, LABELS_FILE)
         try:
             self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else load_model(model_path)
         except Exception as e:  # Keras and LiteRT raise many types for a foreign file
@@ -111,6 +146,7 @@ class Classifier:
         if n_out != len(self.labels):
             raise ModelFilesError(f"{model_path} has {n_out} outputs but {LABELS_FILE} lists {len(self.labels)} "
                                   "classes")
+        check_input_dtype(self.model, self.meta, model_path)
         self.model_path = model_path
         self.input_size = int(self.model.input_shape[1])
         self.crops, self.top_k, self.unsure_threshold = crops, min(top_k, len(self.labels)), unsure_threshold
@@ -125,8 +161,8 @@ class Classifier:
         self.forward(np.zeros((self.crops, self.input_size, self.input_size, 3), np.uint8))
 
     def forward(self, crops_uint8):
-        """Probabilities for a stack of uint8 crops, one model call."""
-        x = preprocess_input(crops_uint8)
+        """Probabilities for a stack of uint8 crops, one model call (preprocessed here for CAFFE models)."""
+        x = model_input(crops_uint8, self.input)
         with self._lock:
             return np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
 

@@ -262,16 +262,22 @@ def format_counts(class_names, *columns):
 
 def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_size=224, val_split=0.1,
               seed=233, label_smoothing=0.005, workers=1, use_multiprocessing=False, max_queue_size=10,
-              print_fn=print):
+              print_fn=print, cache="auto", cache_dir=None):
     """The original's entry point: scan, split (stratified, seeded) and wrap in two Sequences.
 
     `data_dir` is one folder or a list of folders sharing one class list (load_datasets).
+    `cache` ("auto", "ram", "disk" or "none") and `cache_dir` (where a disk cache lives; train.py:
+    <output_dir>/cache) choose where the decoded images are kept (tools/training/cache.py): the
+    training and the validation sequence each get a cache of their own, named "train" and "val".
     Returns (train_sequence, val_sequence or None when val_split is 0, Dataset). Raises DataError
     for a data set of fewer than 2 classes: nothing to tell apart.
     """
     # The loader is a keras.utils.PyDataset: imported here so that scanning data loads no Keras.
+    from tools.training.cache import CACHE_MODES, open_cache
     from tools.training.loader import GarbageClassifySequence
 
+    if cache not in CACHE_MODES:
+        raise ValueError(f"`cache` must be one of {', '.join(CACHE_MODES)}. Received: cache={cache!r}")
     ds = load_datasets(data_dir, rule_file, num_classes)
     if len(ds.class_names) < 2:
         raise DataError(f"{len(ds.class_names)} class found in {', '.join(d for d, _ in ds.sources)} "
@@ -287,10 +293,12 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
     loader = dict(num_classes=len(ds.class_names), batch_size=batch_size, input_size=input_size, seed=seed,
                   workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     train = ds.subset(train_idx)
-    train_seq = GarbageClassifySequence(train.paths, train.labels, training=True,
-                                        label_smoothing=label_smoothing, **loader)
+    caching = dict(mode=cache, folder=cache_dir, log=print_fn)
+    train_seq = GarbageClassifySequence(train.paths, train.labels, training=True, label_smoothing=label_smoothing,
+                                        cache=open_cache(train.paths, input_size, name="train", **caching), **loader)
     val_seq = None
     if len(val_idx):
         val = ds.subset(val_idx)
-        val_seq = GarbageClassifySequence(val.paths, val.labels, training=False, **loader)
+        val_seq = GarbageClassifySequence(val.paths, val.labels, training=False,
+                                          cache=open_cache(val.paths, input_size, name="val", **caching), **loader)
     return train_seq, val_seq, ds

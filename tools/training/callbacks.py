@@ -22,22 +22,24 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     and remembers the best value across phases and restarts in `state` (which each epoch
     backup and, at a phase's end, state.json carry)."""
 
-    def __init__(self, path, monitor, state, phase):
+    def __init__(self, path, monitor, state, phase, saved_model=None):
         super().__init__()
         self.path, self.monitor, self.state, self.phase = path, monitor, state, phase
+        self.saved_model = saved_model  # the classifier, when fit trains it behind an augmentation block
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(value) or value >= self.state.get("best_value", math.inf):
             return
-        save_model_atomic(self.model, self.path)
+        save_model_atomic(self.saved_model or self.model, self.path)
         self.state.update(best_value=float(value), best_epoch=epoch + 1,
                           best_val_accuracy=(logs or {}).get("val_accuracy"), best_phase=self.phase)
         log.info("epoch %d: %s improved to %.4f, saved %s", epoch + 1, self.monitor, value, self.path)
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images/s, counting only the training batches (not validation), summed in `state`."""
+    """Training images/s, counting only the training batches (not validation), summed in `state`, and each
+    epoch's seconds in `state["epoch_seconds"]`."""
 
     def __init__(self, state):
         super().__init__()
@@ -51,17 +53,21 @@ class Throughput(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.last is not None:
-            self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + (self.last - self.start)
+            seconds = self.last - self.start
+            self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + seconds
             self.state["train_images"] = self.state.get("train_images", 0) + self.state["images_per_epoch"]
+            # per epoch too: the first one of a process includes compiling; bench/train_speed.py leaves it out
+            self.state.setdefault("epoch_seconds", []).append(round(seconds, 4))
 
 
-def make_callbacks(args, state, phase, monitor, plateau, restored=None):
+def make_callbacks(args, state, phase, monitor, plateau, restored=None, saved_model=None):
     """Callbacks of one phase. `restored`: the backup the phase resumes from (tools.training.resume.restore),
-    for the counters of EarlyStopping and ReduceLROnPlateau (`plateau`)."""
+    for the counters of EarlyStopping and ReduceLROnPlateau (`plateau`). `saved_model`: what best.h5 holds,
+    when it is not the model `fit` trains (the classifier without its augmentation block)."""
     counters = [keras.callbacks.EarlyStopping(monitor=monitor, patience=args.patience)]
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        AtomicBestCheckpoint(os.path.join(args.output_dir, MODEL_FILE), monitor, state, phase),
+        AtomicBestCheckpoint(os.path.join(args.output_dir, MODEL_FILE), monitor, state, phase, saved_model),
         counters[0],
         keras.callbacks.CSVLogger(history_path(args.output_dir, phase), append=True),
         Throughput(state),

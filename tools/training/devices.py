@@ -1,6 +1,9 @@
-"""Where training runs (--strategy, --cpu_devices) and whether XLA compiles its steps (--jit_compile)."""
+"""Where training runs (--strategy, --cpu_devices), on what device (printed; a GPU the backend cannot use is
+warned about) and whether XLA compiles its steps (--jit_compile)."""
 
 import contextlib
+import shutil
+import subprocess
 
 import keras
 
@@ -46,3 +49,53 @@ def use_jit(choice):
 
         return bool(tf.config.list_physical_devices("GPU"))
     return True
+
+
+#: What to install when a GPU is there but the backend cannot use it (README, "GPU").
+GPU_INSTALL = {"jax": 'pip install -U "jax[cuda12]"', "tensorflow": 'pip install -U "tensorflow[and-cuda]"'}
+
+
+def backend_devices():
+    """(kind, names) of what the Keras backend computes on: ("GPU", [...]) / ("TPU", [...]) or ("CPU", [...])."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax  # the JAX backend's own device list
+
+        devices = jax.devices()
+        return devices[0].platform.upper(), [getattr(d, "device_kind", str(d)) for d in devices]
+    if backend == "tensorflow":
+        import tensorflow as tf  # only to list the devices TensorFlow sees
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+            return "GPU", names
+        return "CPU", [d.name for d in tf.config.list_physical_devices("CPU")]
+    return "CPU", [backend]
+
+
+def nvidia_smi_gpus(timeout=10):
+    """Names of the NVIDIA GPUs `nvidia-smi` lists; [] when it is absent, fails or hangs."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=timeout, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def device_report(kind, names, smi_gpus, backend):
+    """(the "device: ..." line, a warning or None) for what training runs on."""
+    counted = {}
+    for n in names:
+        counted[n] = counted.get(n, 0) + 1
+    what = ", ".join(f"{c} x {n}" if c > 1 else n for n, c in counted.items())
+    line = f"device: {kind} ({what}), backend {backend}"
+    if kind == "CPU" and smi_gpus:
+        return line, (f"warning: nvidia-smi sees {', '.join(smi_gpus)} but {backend} runs on the CPU: its "
+                      f"installed wheel has no GPU support. Install it: {GPU_INSTALL.get(backend, GPU_INSTALL['jax'])} "
+                      "(README, section GPU)")
+    return line, None

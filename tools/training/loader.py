@@ -1,10 +1,14 @@
-"""GarbageClassifySequence: batches of (preprocessed images, one-hot labels) for Model.fit.
+"""GarbageClassifySequence: batches of (uint8 RGB crops, one-hot labels) for Model.fit.
 
 A Keras 3 PyDataset (the successor of keras.utils.Sequence), so the same loader feeds TensorFlow
-and JAX; `workers` threads decode in parallel. Training batches go through the augmentation of
-tools/training/augment.py (random crops, affine, cutout); validation batches are centre crops,
-unshuffled. Every random choice comes from numpy Generators seeded by (seed, epoch, batch): the same
-seed gives the same batches whatever the number of workers.
+and JAX; `workers` threads load in parallel. The host does the least it can: each photo is decoded
+once into an R x R uint8 square (R = resize_size(input_size), 256 for 224; tools/training/cache.py
+keeps the squares, in RAM or on disk), and a batch is only crops of those squares: a random
+`input_size` crop in training, the centre crop in validation (the same pixels as the centre crop of
+the whole resized photo). Preprocessing is the model's first layers and the rest of augmentation
+runs on the accelerator as Keras layers, so batches travel as bytes. Every random choice comes
+from numpy Generators seeded by (seed, epoch, batch): the same seed gives the same batches whatever
+the number of workers, with or without a cache.
 """
 
 import logging
@@ -15,8 +19,8 @@ import keras
 import numpy as np
 
 from models.preprocess import preprocess_input
-from tools.images import ImageDecodeError, center_crop, load_resized
-from tools.training.augment import Augmentation
+from tools.images import ImageDecodeError, center_crop
+from tools.training import cache as decoded
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,13 @@ def smooth_labels(labels, num_classes, smoothing):
     return y
 
 
+def random_crop(arr, size, rng):
+    """A `size`x`size` window of HxWx3 `arr` at a position drawn from `rng`."""
+    h, w = arr.shape[:2]
+    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    return arr[top:top + size, left:left + size]
+
+
 class GarbageClassifySequence(keras.utils.PyDataset):
     """Loads `paths` with `labels` (ints < num_classes) in batches.
 
@@ -38,16 +49,22 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         num_classes: width of the one-hot targets.
         batch_size: images per batch (the last batch may be smaller).
         input_size: side of the square crop fed to the model; images are first resized so the
-            shorter side is input_size * 256 / 224.
-        training: random crops, augmentation, label smoothing and shuffling; else centre crops.
+            shorter side is input_size * 256 / 224 and cropped to that square.
+        training: random crops, label smoothing and shuffling; else centre crops, in order.
         label_smoothing: as in the original, 0.005 by default in train.py.
-        seed: makes shuffling and augmentation reproducible.
-        augmentation: what training batches go through (default: augment.Augmentation(input_size)).
+        seed: makes shuffling and the crops reproducible.
+        cache: a tools.training.cache.DecodedCache over the same `paths` and `input_size`
+            (open_cache), or None to decode every image on every use.
+        preprocess: yield float32 `models.preprocess.preprocess_input` batches instead of uint8
+            (for best.h5 files of the old contract, which take preprocessed floats).
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` for keras.utils.PyDataset.
+
+    Batches are (x, y): x uint8 (n, input_size, input_size, 3) RGB (float32 with `preprocess`),
+    y float32 (n, num_classes) one-hot, label-smoothed in training.
     """
 
     def __init__(self, paths, labels, num_classes, batch_size=32, input_size=224, training=False,
-                 label_smoothing=0.0, seed=233, augmentation=None, **kwargs):
+                 label_smoothing=0.0, seed=233, cache=None, preprocess=False, **kwargs):
         super().__init__(**kwargs)
         if len(paths) != len(labels):
             raise ValueError("`paths` and `labels` must have the same length. "
@@ -56,6 +73,9 @@ class GarbageClassifySequence(keras.utils.PyDataset):
             raise ValueError(f"`paths` must name at least one image. Received: paths={list(paths)!r}")
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
+        if cache is not None and (len(cache) != len(paths) or cache.input_size != int(input_size)):
+            raise ValueError("`cache` must hold the same images at the same input_size. Received: cache of "
+                             f"{len(cache)} images at {cache.input_size}px for {len(paths)} paths at {input_size}px")
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.num_classes = int(num_classes)
@@ -64,11 +84,15 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         self.training = bool(training)
         self.label_smoothing = float(label_smoothing) if training else 0.0
         self.seed = int(seed)
-        self.augmentation = augmentation or Augmentation(self.input_size)
+        self.cache = cache
+        self.preprocess = bool(preprocess)
         self.epoch = 0
         self._bad = set()
         self._lock = threading.Lock()
         self.order = self._order_for(0)
+        if cache is not None and self.use_multiprocessing:
+            log.warning("the decoded-image cache is shared by worker threads: with use_multiprocessing each "
+                        "worker process fills a copy of its own")
 
     def _order_for(self, epoch):
         n = len(self.paths)
@@ -78,6 +102,8 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         return math.ceil(len(self.paths) / self.batch_size)
 
     def on_epoch_end(self):
+        if self.cache is not None:
+            self.cache.flush()
         if self.training:
             self.epoch += 1
             self.order = self._order_for(self.epoch)
@@ -87,24 +113,26 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         self.epoch = int(epoch)
         self.order = self._order_for(self.epoch)
 
-    def _load(self, index, rng):
-        """Decoded, resized, cropped uint8 image; an unreadable one is replaced by the next readable one."""
+    def _square(self, i):
+        if self.cache is not None:
+            return self.cache.get(i)
+        return decoded.decode_square(self.paths[i], self.input_size)
+
+    def _load(self, index):
+        """The uint8 R x R square of image `index` and its label; an unreadable image is replaced by
+        the next readable one."""
         for step in range(len(self.paths)):
             i = (index + step) % len(self.paths)
-            path = self.paths[i]
-            if path in self._bad:
+            if i in self._bad:
                 continue
             try:
-                img = load_resized(path, self.input_size)
+                return self._square(i), self.labels[i]
             except (OSError, ImageDecodeError) as e:
                 with self._lock:
-                    first = path not in self._bad
-                    self._bad.add(path)
+                    first = i not in self._bad
+                    self._bad.add(i)
                 if first:
-                    log.warning("unreadable image %s (%s): replaced by another image from now on", path, e)
-                continue
-            crop = self.augmentation.crop(img, rng) if self.training else center_crop(img, self.input_size)
-            return crop, self.labels[i]
+                    log.warning("unreadable image %s (%s): replaced by another image from now on", self.paths[i], e)
         raise RuntimeError("no readable image left in the data set")
 
     def __getitem__(self, idx):
@@ -115,6 +143,8 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         images = np.empty((len(indices), self.input_size, self.input_size, 3), dtype=np.uint8)
         labels = np.empty(len(indices), dtype=np.int64)
         for k, i in enumerate(indices):
-            images[k], labels[k] = self._load(int(i), rng)
-        x = self.augmentation.batch(images, rng) if self.training else preprocess_input(images)
+            square, labels[k] = self._load(int(i))
+            images[k] = (random_crop(square, self.input_size, rng) if self.training
+                         else center_crop(square, self.input_size))
+        x = preprocess_input(images) if self.preprocess else images
         return x, smooth_labels(labels, self.num_classes, self.label_smoothing)

@@ -5,6 +5,10 @@ phase 2 fine-tunes backbone stages --unfreeze_from..5 at a lower learning rate w
 BatchNormalization kept in inference mode. With --weights none: one "scratch" phase trains the
 whole network under a warm-up + cosine schedule. A phase that state.json records as done is not
 run again; an interrupted one continues from its last epoch backup (tools/training/resume.py).
+
+Two models take part: `model`, the classifier that best.h5 holds, and `trainer`, what `fit` trains:
+the classifier behind the augmentation block of --augment (models/augmentation.py), or the classifier
+itself. They share every weight; trainable flags are set on the classifier's layers.
 """
 
 import logging
@@ -38,11 +42,11 @@ def compile_model(model, learning_rate, num_classes, jit, weight_decay=None):
                   jit_compile=jit)
 
 
-def fit_phase(model, args, state, phase, train_seq, val_seq, initial_epoch, epochs, plateau):
+def fit_phase(model, trainer, args, state, phase, train_seq, val_seq, initial_epoch, epochs, plateau):
     """Train epochs initial_epoch..epochs-1, or what an interrupted run left of them; returns the end epoch."""
     monitor = "val_loss" if val_seq is not None else "loss"
     folder = backup_dir(args.output_dir, phase)
-    restored = restore(model, folder, log.warning)
+    restored = restore(trainer, folder, log.warning)  # the trainer's variables include augmentation's seeds
     start = initial_epoch
     if restored is not None:
         state.update(restored.get("state", {}))
@@ -57,9 +61,9 @@ def fit_phase(model, args, state, phase, train_seq, val_seq, initial_epoch, epoc
     train_seq.set_epoch(start)
     # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle of a
     # PyDataset's batch order draws from Python's global `random`, which a resumed run cannot restore.
-    history = model.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start, shuffle=False,
-                        callbacks=make_callbacks(args, state, phase, monitor, plateau, restored),
-                        verbose=1 if sys.stdout.isatty() else 2)
+    history = trainer.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start, shuffle=False,
+                          callbacks=make_callbacks(args, state, phase, monitor, plateau, restored, model),
+                          verbose=1 if sys.stdout.isatty() else 2)
     return start + len(history.epoch)
 
 
@@ -73,19 +77,19 @@ def finish_phase(model, args, state, phase, end):
     shutil.rmtree(backup_dir(args.output_dir, phase), ignore_errors=True)
 
 
-def run_recipe(model, args, state, train_seq, val_seq, num_classes, jit):
-    """Train `model` by the recipe of --weights; returns the names of its phases (for history.csv)."""
+def run_recipe(model, trainer, args, state, train_seq, val_seq, num_classes, jit):
+    """Train `model` (through `trainer`) by the recipe of --weights; returns the names of its phases (for history.csv)."""
     if args.weights == "none":
-        _scratch(model, args, state, train_seq, val_seq, num_classes, jit)
+        _scratch(model, trainer, args, state, train_seq, val_seq, num_classes, jit)
         return ["scratch"]
-    end = _phase1(model, args, state, train_seq, val_seq, num_classes, jit)
+    end = _phase1(model, trainer, args, state, train_seq, val_seq, num_classes, jit)
     if not args.fine_tune_epochs:
         return ["phase1"]
-    _phase2(model, args, state, train_seq, val_seq, num_classes, jit, end)
+    _phase2(model, trainer, args, state, train_seq, val_seq, num_classes, jit, end)
     return ["phase1", "phase2"]
 
 
-def _scratch(model, args, state, train_seq, val_seq, num_classes, jit):
+def _scratch(model, trainer, args, state, train_seq, val_seq, num_classes, jit):
     if state.get("scratch_done"):
         log.info("training finished in an earlier run (%d epochs); going on with the outputs", state["scratch_epochs"])
         return
@@ -95,30 +99,28 @@ def _scratch(model, args, state, train_seq, val_seq, num_classes, jit):
         warmup_target=args.learning_rate, warmup_steps=max(1, int(0.1 * steps)))
     header(f"Training from scratch: all layers, {args.epochs} epochs, warm-up + cosine to lr "
            f"{args.learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)")
-    set_trainable_from(model, 1)
-    for layer in model.layers:  # BN learns its statistics when nothing is pretrained
-        layer.trainable = True
-    compile_model(model, schedule, num_classes, jit, weight_decay=1e-4)
-    end = fit_phase(model, args, state, "scratch", train_seq, val_seq, 0, args.epochs, plateau=False)
+    set_trainable_from(model, 1, batchnorm=True)  # BN learns its statistics when nothing is pretrained
+    compile_model(trainer, schedule, num_classes, jit, weight_decay=1e-4)
+    end = fit_phase(model, trainer, args, state, "scratch", train_seq, val_seq, 0, args.epochs, plateau=False)
     state["phase1_epochs"] = end
     finish_phase(model, args, state, "scratch", end)
 
 
-def _phase1(model, args, state, train_seq, val_seq, num_classes, jit):
+def _phase1(model, trainer, args, state, train_seq, val_seq, num_classes, jit):
     """Phase 1 (or its record from an earlier run); returns the epoch it ended at."""
     if state.get("phase1_done"):
         log.info("phase 1 finished in an earlier run (%d epochs); going on with phase 2", state["phase1_epochs"])
         return state["phase1_epochs"]
     header(f"Phase 1/2: train the top, backbone frozen, {args.epochs} epochs, Adam lr {args.learning_rate:g}")
     set_trainable_from(model, 6)
-    compile_model(model, args.learning_rate, num_classes, jit)
-    end = fit_phase(model, args, state, "phase1", train_seq, val_seq, 0, args.epochs, plateau=True)
+    compile_model(trainer, args.learning_rate, num_classes, jit)
+    end = fit_phase(model, trainer, args, state, "phase1", train_seq, val_seq, 0, args.epochs, plateau=True)
     save_weights_atomic(model, phase1_end_path(args.output_dir))
     finish_phase(model, args, state, "phase1", end)
     return end
 
 
-def _phase2(model, args, state, train_seq, val_seq, num_classes, jit, start_epoch):
+def _phase2(model, trainer, args, state, train_seq, val_seq, num_classes, jit, start_epoch):
     if state.get("phase2_done"):
         log.info("phase 2 finished in an earlier run (%d epochs in all); going on with the outputs",
                  state["phase2_epochs"])
@@ -132,7 +134,7 @@ def _phase2(model, args, state, train_seq, val_seq, num_classes, jit, start_epoc
     elif os.path.exists(start):
         model.load_weights(start)
     set_trainable_from(model, args.unfreeze_from)
-    compile_model(model, lr, num_classes, jit)
-    end = fit_phase(model, args, state, "phase2", train_seq, val_seq, start_epoch,
+    compile_model(trainer, lr, num_classes, jit)
+    end = fit_phase(model, trainer, args, state, "phase2", train_seq, val_seq, start_epoch,
                     start_epoch + args.fine_tune_epochs, plateau=True)
     finish_phase(model, args, state, "phase2", end)

@@ -11,13 +11,14 @@ import time
 
 import keras
 
+from models.augmentation import build_augmentation, training_model
 from models.classifier import build_classifier
 from models.saving import load_model, save_model_atomic
 from models.weights import WeightsUnavailableError
-from tools.contract import MODEL_FILE, ModelFilesError, load_labels, write_labels
+from tools.contract import CAFFE, MODEL_FILE, ModelFilesError, input_contract, load_labels, write_labels
 from tools.data.layout import DataError, data_flow, load_datasets
 from tools.model_source import ModelSourceError, resolve_model
-from tools.training.devices import distribution, use_jit
+from tools.training.devices import backend_devices, device_report, distribution, nvidia_smi_gpus, use_jit
 from tools.training.loader import GarbageClassifySequence
 from tools.training.phases import header, run_recipe
 from tools.training.report import evaluate, plot_history, read_history
@@ -59,7 +60,8 @@ def train(args):
         train_seq, val_seq, ds = data_flow(
             args.data_dir if len(args.data_dir) > 1 else args.data_dir[0], args.rule_file, args.num_classes,
             batch_size=args.batch_size * replicas, input_size=args.input_size, val_split=args.val_split,
-            seed=args.seed, label_smoothing=args.label_smoothing, workers=args.workers, print_fn=log.info)
+            seed=args.seed, label_smoothing=args.label_smoothing, workers=args.workers, print_fn=log.info,
+            cache=args.cache, cache_dir=os.path.join(args.output_dir, "cache"))
     except DataError as e:
         raise UsageError(str(e)) from None
     write_labels(args.output_dir, ds.class_names, args.input_size)
@@ -72,7 +74,11 @@ def _train_in_scope(args, t0, train_seq, val_seq, ds):
     num_classes = len(ds.class_names)
     jit = use_jit(args.jit_compile)
     header(f"Model: ResNet50 + custom top, {num_classes} classes, {args.input_size}px, "
-           f"weights={args.weights}, backend={keras.backend.backend()}, jit_compile={jit}")
+           f"weights={args.weights}, backend={keras.backend.backend()}, jit_compile={jit}, augment={args.augment}")
+    line, warning = device_report(*backend_devices(), nvidia_smi_gpus(), keras.backend.backend())
+    log.info(line)
+    if warning:
+        log.warning(warning)
     try:
         model = build_classifier(num_classes, args.input_size, weights=None if args.weights == "none" else args.weights)
     except WeightsUnavailableError as e:
@@ -82,7 +88,9 @@ def _train_in_scope(args, t0, train_seq, val_seq, ds):
 
     state = load_state(args.output_dir)
     state["images_per_epoch"] = len(train_seq.paths)
-    phases = run_recipe(model, args, state, train_seq, val_seq, num_classes, jit)
+    # The augmentation block runs inside the train step, on the device; best.h5 is the classifier without it.
+    trainer = training_model(model, build_augmentation(args.augment, args.input_size, seed=args.seed))
+    phases = run_recipe(model, trainer, args, state, train_seq, val_seq, num_classes, jit)
 
     header("Outputs")
     history_csv = merge_histories(args.output_dir, phases)
@@ -97,12 +105,15 @@ def _train_in_scope(args, t0, train_seq, val_seq, ds):
                  report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"])
     wall = time.time() - t0
     ips = state.get("train_images", 0) / state["train_seconds"] if state.get("train_seconds") else float("nan")
+    seconds = state.get("epoch_seconds", [])
+    steady = (f" ({state['images_per_epoch'] * (len(seconds) - 1) / sum(seconds[1:]):.1f} after the first epoch, "
+              "which compiles)" if len(seconds) > 1 and sum(seconds[1:]) > 0 else "")
     state["finished"] = True
     save_state(args.output_dir, state)
     remove_backups(args.output_dir)
     acc = state.get("best_val_accuracy")
     print(f"best val_accuracy {acc if acc is None else f'{acc:.4f}'} at epoch {state.get('best_epoch')} | "
-          f"wall {wall / 60:.1f} min | {ips:.1f} training images/s | outputs in {args.output_dir}", flush=True)
+          f"wall {wall / 60:.1f} min | {ips:.1f} training images/s{steady} | outputs in {args.output_dir}", flush=True)
     return 0
 
 
@@ -121,7 +132,8 @@ def test_only(args):
     if not os.path.isfile(model_path):
         raise UsageError(f"no model at {model_path}; train one first or pass --model")
     try:
-        labels, _ = load_labels(model_path)
+        labels, meta = load_labels(model_path)
+        input_contract(meta)
         ds = load_datasets(args.data_dir, args.rule_file, args.num_classes)
     except (ModelFilesError, DataError) as e:
         raise UsageError(str(e)) from None
@@ -131,8 +143,10 @@ def test_only(args):
     report_dir = args.report_dir or os.path.join(args.output_dir, "test_" + "+".join(map(data_name, args.data_dir)))
     header(f"Test only: {model_path} on {len(ds.paths)} images of {', '.join(args.data_dir)}")
     model = load_model(model_path)
+    # best.h5 files written before models took uint8 pixels want preprocessed float32 input
     seq = GarbageClassifySequence(ds.paths, ds.labels, len(ds.class_names), batch_size=args.batch_size,
-                                  input_size=int(model.input_shape[1]), training=False, workers=args.workers)
+                                  input_size=int(model.input_shape[1]), training=False, workers=args.workers,
+                                  preprocess=input_contract(meta) == CAFFE)
     os.makedirs(report_dir, exist_ok=True)
     report = evaluate(model, seq, ds.class_names, report_dir)
     print(f"test top-1 {report['top1']:.4f} | per-class mean {report['per_class_mean_accuracy']:.4f} | "
