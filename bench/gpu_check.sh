@@ -7,16 +7,16 @@
 # 2. the from-scratch recipe, one train.py run per --augment preset, each cut at RECIPE_S seconds of wall
 #    time (compilation included) with a 30% validation share: history.csv says how far each got.
 # Figures land in $OUT (speed.txt/json, recipe_<preset>.txt/csv/json). Settings by environment:
-# DATA SIZE PREC EPOCHS PRESETS RECIPE_S RECIPE_EPOCHS.
+# DATA SIZE PREC EPOCHS PER_CLASS PRESETS RECIPE_S RECIPE_EPOCHS PYTHON.
 set -uo pipefail
 [ -f .gpu/setup.sh ] && { source .gpu/setup.sh || exit 1; }
 OUT=${OUT:-/tmp/gpu_check}; mkdir -p "$OUT"
 DATA=${DATA:-.gpu/trashnet_v2/train_data_v2}
-SIZE=${SIZE:-224}; PREC=${PREC:-bfloat16}; EPOCHS=${EPOCHS:-4}
+SIZE=${SIZE:-224}; PREC=${PREC:-bfloat16}; EPOCHS=${EPOCHS:-4}; PER_CLASS=${PER_CLASS:-0}
 PRESETS=${PRESETS:-"flip original"}; RECIPE_S=${RECIPE_S:-150}; RECIPE_EPOCHS=${RECIPE_EPOCHS:-60}
 PY=${PYTHON:-python3}
 echo "== speed"
-timeout 240 $PY bench/train_speed.py --data_dir "$DATA" --per_class 0 --input_size "$SIZE" --batch_size 64 \
+timeout 240 $PY bench/train_speed.py --data_dir "$DATA" --per_class "$PER_CLASS" --input_size "$SIZE" --batch_size 64 \
   --mixed_precision "$PREC" --epochs "$EPOCHS" --threads 1,2,8,16 --json "$OUT/speed.json" 2>&1 | tee "$OUT/speed.txt"
 for preset in $PRESETS; do
   echo "== recipe --augment $preset, $RECIPE_S s"

@@ -1,7 +1,7 @@
 """The garbage classifier: RGB pixels in, class probabilities out; the hand-written ResNet50 in between.
 
 The model takes uint8 RGB photos (N, S, S, 3), values 0-255: casting and ImageNet's "caffe"
-preprocessing are its first two layers (`preprocess_mean`, `preprocess_bgr`), so batches travel to
+preprocessing are its first layers (`preprocess_cast`, `preprocess_bgr`, `preprocess_mean`), so batches travel to
 the accelerator as bytes (a quarter of float32) and every runtime (Keras, SavedModel, TFLite, ONNX)
 gets the same contract: pixels. Both are built-in layers with fixed weights, never trained.
 
@@ -25,16 +25,16 @@ PREPROCESS_PREFIX = "preprocess_"
 def pixel_preprocessing(pixels):
     """uint8 RGB tensor -> float32 BGR minus the ImageNet means, with built-in layers only.
 
-    Same values as `models.preprocess.preprocess_input` to the last bit: x * 1 + (-mean) is x - mean
-    in IEEE arithmetic, and a 1x1 convolution with a permutation kernel only multiplies by 1 and 0.
-    float32 even under a mixed-precision policy (conv1 casts to bfloat16 after it, as before).
+    Same values as `models.preprocess.preprocess_input` to the last bit, on any hardware: the cast is
+    exact, the RGB -> BGR swap (a 1x1 convolution with a permutation kernel) works on whole numbers
+    0..255, which even TF32 or bfloat16 matrix units hold exactly, and the means are subtracted last,
+    elementwise in float32. float32 under a mixed-precision policy too (conv1 casts after it).
     """
-    rgb_mean = BGR_MEAN[::-1]
-    x = layers.Rescaling(1.0, offset=(-rgb_mean).tolist(), dtype="float32", name=PREPROCESS_PREFIX + "mean")(pixels)
+    x = layers.Rescaling(1.0, dtype="float32", name=PREPROCESS_PREFIX + "cast")(pixels)
     to_bgr = np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)  # output channel j = input channel 2 - j
-    flip = layers.Conv2D(3, 1, use_bias=False, trainable=False, dtype="float32",
-                         kernel_initializer=keras.initializers.Constant(to_bgr), name=PREPROCESS_PREFIX + "bgr")
-    return flip(x)
+    x = layers.Conv2D(3, 1, use_bias=False, trainable=False, dtype="float32",
+                      kernel_initializer=keras.initializers.Constant(to_bgr), name=PREPROCESS_PREFIX + "bgr")(x)
+    return layers.Rescaling(1.0, offset=(-BGR_MEAN).tolist(), dtype="float32", name=PREPROCESS_PREFIX + "mean")(x)
 
 
 def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.5, l2=1e-3):

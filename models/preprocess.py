@@ -2,7 +2,7 @@
 
 Same arithmetic as `keras.applications.resnet50.preprocess_input` (RGB -> BGR, subtract the
 ImageNet BGR means, no scaling); a test checks the two agree. The classifier does it itself in its
-first two layers (models/classifier.py, bit for bit the same values), so models from train.py take
+first layers (models/classifier.py, bit for bit the same values), so models from train.py take
 uint8 RGB pixels (labels.json "input": "rgb_uint8"). This numpy version feeds models of the older
 contract ("caffe_float32": best.h5 files that take preprocessed float32 input, see tools/contract)
 and the plain ImageNet ResNet50. Numpy only, no Keras: a .tflite-only install imports it too.

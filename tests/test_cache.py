@@ -246,3 +246,23 @@ def test_open_cache_logs_one_line(small, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="tools.training.cache"):
         open_cache(small, 32, "ram")
     assert len(caplog.records) == 1 and "RAM" in caplog.text and "MB" in caplog.text
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_clear_data_error(small, tmp_path):
+    from tools.data.layout import DataError, data_flow
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder would go")
+    with pytest.raises(DataError, match=r"cannot keep the decode cache in .*not_a_folder.*--cache ram or --cache none"):
+        data_flow(os.path.dirname(small[0]), batch_size=4, input_size=32, cache="disk",
+                  cache_dir=str(blocker / "cache"), print_fn=lambda *a: None)
+
+
+def test_a_half_written_sparse_cache_file_is_not_counted_as_space_already_taken(small, tmp_path, monkeypatch):
+    """The memmap file has its full size from the start (sparse): only its written blocks count."""
+    first = open_cache(small, 64, mode="disk", folder=str(tmp_path))
+    need = len(small) * resize_size(64) ** 2 * 3
+    assert first is not None and os.path.getsize(first.file) >= need
+    assert os.stat(first.file).st_blocks * 512 < need // 2, "this file system does not keep the file sparse"
+    monkeypatch.setattr(decoded, "_disk_free", lambda folder: need // 2 + decoded.DISK_MARGIN)
+    assert open_cache(small, 64, mode="disk", folder=str(tmp_path)) is None  # half of the cache is not room enough

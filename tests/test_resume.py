@@ -274,3 +274,48 @@ def test_ten_kills_at_random_instants_then_the_run_finishes(tiny_data, tmp_path,
     assert _epochs(out) == list(range(epochs))
     _assert_best_loads(out)
     assert not (out / ".backup").exists() and not [n for n in os.listdir(out) if "tmp" in n]
+
+
+def test_a_phase_starting_afresh_goes_on_from_the_generators_the_phase_before_ended_with(tmp_path):
+    """Killed between phases (phase 1 recorded done, no phase-2 backup yet), the rerun's phase 2 must draw
+    augmentation and dropout from where phase 1 left the generators, as an uninterrupted run does: state.json
+    carries their states. Simulated in one process: a second, fresh model stands for the rerun."""
+    import argparse
+    import json
+
+    import keras
+
+    from models.augmentation import Cutout
+    from tools.training.phases import fit_phase
+    from tools.training.resume import seed_states
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            rng = np.random.default_rng(i)
+            return rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8), np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+
+        def set_epoch(self, epoch):
+            pass
+
+    def build():
+        model = keras.Sequential([keras.Input((8, 8, 3), dtype="uint8"), Cutout(4, rate=1.0, seed=5, name="cutout"),
+                                  keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+        return model
+
+    args = argparse.Namespace(output_dir=str(tmp_path), patience=5, tensorboard=False)
+    first, state = build(), {"images_per_epoch": 8}
+    start_states = seed_states(first)
+    assert list(start_states) == ["cutout/seed_generator/seed_generator_state"]
+    assert fit_phase(first, first, args, state, "phase1", Batches(), None, 0, 1, plateau=False) == 1
+    ended = seed_states(first)
+    assert ended != start_states and state["seeds"] == ended
+    rerun = build()
+    assert seed_states(rerun) == start_states
+    saved = json.loads(json.dumps(state))  # as state.json holds it
+    assert fit_phase(rerun, rerun, args, saved, "phase2", Batches(), None, 1, 1, plateau=False) == 1
+    assert seed_states(rerun) == ended

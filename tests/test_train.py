@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -244,3 +246,33 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
     r = cli("predict.py", photo, "--model", out / "best.h5", "--json")  # the same file on TensorFlow
     on_tf = json.loads(r.stdout)
     assert on_jax["label"] == on_tf["label"] and abs(on_jax["probability"] - on_tf["probability"]) < 1e-4
+
+
+def test_test_only_reads_a_best_h5_of_the_older_contract(tiny_model, old_model, tiny_data, tmp_path, cli):
+    """--test_only on a best.h5 written before models took uint8 pixels (labels.json without "input")
+    feeds it preprocessed floats: the same report as the same weights under today's contract. A model
+    and a labels.json of different contracts are refused in one line."""
+    scores = []
+    for model in (tiny_model, old_model):
+        r = cli("train.py", "--test_only", "--model", model, "--data_dir", tiny_data, "--batch_size", "16",
+                "--report_dir", tmp_path / os.path.basename(os.path.dirname(model)))
+        assert r.returncode == 0, r.stderr[-3000:]
+        scores.append(re.search(r"test top-1 ([0-9.]+)", r.stdout).group(1))
+    assert scores[0] == scores[1], scores
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(tiny_model, mixed / "best.h5")  # today's model beside an old labels.json
+    shutil.copy(os.path.join(os.path.dirname(old_model), "labels.json"), mixed / "labels.json")
+    r = cli("train.py", "--test_only", "--model", mixed / "best.h5", "--data_dir", tiny_data)
+    assert r.returncode == 2 and "the two files are from different models" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_interrupted_run_of_the_older_contract_is_refused_in_one_line(tiny_data, old_model, tmp_path, cli):
+    out = tmp_path / "out"
+    (out / ".backup" / "scratch").mkdir(parents=True)  # what a killed run of the older version left
+    for name in ("best.h5", "labels.json"):
+        shutil.copy(os.path.join(os.path.dirname(old_model), name), out / name)
+    r = cli("train.py", "--data_dir", tiny_data, "--weights", "none", "--output_dir", out, *FAST)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "interrupted run of an older version" in r.stderr and "--no_resume" in r.stderr
+    assert (out / "best.h5").exists(), "nothing of the older run is deleted"

@@ -293,12 +293,19 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
     loader = dict(num_classes=len(ds.class_names), batch_size=batch_size, input_size=input_size, seed=seed,
                   workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     train = ds.subset(train_idx)
-    caching = dict(mode=cache, folder=cache_dir, log=print_fn)
+
+    def cache_of(paths, name):
+        try:
+            return open_cache(paths, input_size, mode=cache, folder=cache_dir, name=name, log=print_fn)
+        except OSError as e:  # a read-only or full disk, a file in the way: say so in one line
+            raise DataError(f"cannot keep the decode cache in {cache_dir} ({e.strerror or e}); "
+                            "pass --cache ram or --cache none") from None
+
     train_seq = GarbageClassifySequence(train.paths, train.labels, training=True, label_smoothing=label_smoothing,
-                                        cache=open_cache(train.paths, input_size, name="train", **caching), **loader)
+                                        cache=cache_of(train.paths, "train"), **loader)
     val_seq = None
     if len(val_idx):
         val = ds.subset(val_idx)
         val_seq = GarbageClassifySequence(val.paths, val.labels, training=False,
-                                          cache=open_cache(val.paths, input_size, name="val", **caching), **loader)
+                                          cache=cache_of(val.paths, "val"), **loader)
     return train_seq, val_seq, ds

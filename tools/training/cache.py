@@ -69,19 +69,20 @@ def decode_square(path, input_size):
 def available_memory():
     """Bytes of memory free for new allocations, or None when the system does not say.
 
-    os.sysconf SC_AVPHYS_PAGES * SC_PAGE_SIZE (Linux); else /proc/meminfo's MemAvailable; else half
-    of the physical memory (macOS has SC_PHYS_PAGES only); None on systems without sysconf.
+    /proc/meminfo's MemAvailable (Linux: free memory plus the page cache that can be reclaimed); else
+    os.sysconf SC_AVPHYS_PAGES * SC_PAGE_SIZE (free pages only); else half of the physical memory
+    (macOS has SC_PHYS_PAGES only); None on systems without sysconf.
     """
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        pass
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
         pass
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
@@ -300,7 +301,8 @@ def open_cache(paths, input_size, mode="auto", folder=None, name="images", log=_
         os.makedirs(folder, exist_ok=True)
         key = manifest_key(paths, input_size)[:16]
         file = os.path.join(folder, f"{name}_{side}px_{key}.npy")
-        have = os.path.getsize(file) if os.path.exists(file) else 0
+        # blocks already on disk: the memmap file is sparse, its size says nothing of what is written
+        have = os.stat(file).st_blocks * 512 if os.path.exists(file) else 0
         free = _disk_free(folder)
         if free is not None and free + have < nbytes + DISK_MARGIN:
             log(f"{name} cache: {size} does not fit on the disk of {folder} ({_mb(free):.0f} MB free){why}: "

@@ -38,12 +38,15 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images/s, counting only the training batches (not validation), summed in `state`, and each
-    epoch's seconds in `state["epoch_seconds"]`."""
+    """Training images/s, counting only the training batches (not validation), summed in `state`; the
+    seconds of each epoch but the first of every fit() call (which compiles) in `state["steady_seconds"]`."""
 
     def __init__(self, state):
         super().__init__()
         self.state = state
+
+    def on_train_begin(self, logs=None):
+        self.first = True  # the first epoch of each fit() call compiles the train step
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start, self.last = time.perf_counter(), None
@@ -56,8 +59,10 @@ class Throughput(keras.callbacks.Callback):
             seconds = self.last - self.start
             self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + seconds
             self.state["train_images"] = self.state.get("train_images", 0) + self.state["images_per_epoch"]
-            # per epoch too: the first one of a process includes compiling; bench/train_speed.py leaves it out
-            self.state.setdefault("epoch_seconds", []).append(round(seconds, 4))
+            # the epochs that compiled nothing, apart: the steady rate train.py prints beside the overall one
+            if not self.first:
+                self.state.setdefault("steady_seconds", []).append(round(seconds, 4))
+            self.first = False
 
 
 def make_callbacks(args, state, phase, monitor, plateau, restored=None, saved_model=None):

@@ -22,7 +22,7 @@ from models.classifier import set_trainable_from
 from models.saving import load_model, save_model_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
-from tools.training.resume import drop_history_rows, restore, save_weights_atomic
+from tools.training.resume import drop_history_rows, restore, save_weights_atomic, seed_states, set_seed_states
 from tools.training.state import backup_dir, history_path, phase1_end_path, save_state
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ def fit_phase(model, trainer, args, state, phase, train_seq, val_seq, initial_ep
     folder = backup_dir(args.output_dir, phase)
     restored = restore(trainer, folder, log.warning)  # the trainer's variables include augmentation's seeds
     start = initial_epoch
+    if restored is None and state.get("seeds"):
+        # a phase starting afresh goes on from the random generators' states the phase before ended with,
+        # as it does in an uninterrupted run (a no-op there); a rerun after a kill between phases needs it
+        set_seed_states(trainer, state["seeds"])
     if restored is not None:
         state.update(restored.get("state", {}))
         start = max(initial_epoch, int(restored["epoch"]))
@@ -57,6 +61,7 @@ def fit_phase(model, trainer, args, state, phase, train_seq, val_seq, initial_ep
             log.info("resuming %s from epoch %d (backup in %s)", phase, start + 1, folder)
     drop_history_rows(history_path(args.output_dir, phase), start)  # epochs from `start` on run (again)
     if start >= epochs or (restored or {}).get("stopped"):
+        state["seeds"] = seed_states(trainer)  # as the backup left them
         return start
     train_seq.set_epoch(start)
     # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle of a
@@ -64,6 +69,7 @@ def fit_phase(model, trainer, args, state, phase, train_seq, val_seq, initial_ep
     history = trainer.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start, shuffle=False,
                           callbacks=make_callbacks(args, state, phase, monitor, plateau, restored, model),
                           verbose=1 if sys.stdout.isatty() else 2)
+    state["seeds"] = seed_states(trainer)  # for the next phase (saved in state.json by finish_phase)
     return start + len(history.epoch)
 
 

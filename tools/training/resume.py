@@ -36,7 +36,7 @@ def seed_states(model):
             if v.path.endswith("seed_generator_state")}
 
 
-def _set_seed_states(model, states):
+def set_seed_states(model, states):
     for v in model.variables:
         if v.path in states:
             v.assign(np.asarray(states[v.path], dtype=keras.backend.standardize_dtype(v.dtype)))
@@ -144,7 +144,7 @@ def restore(model, backup_dir, warn):
             if snapshot is None:
                 snapshot = [keras.ops.convert_to_numpy(v) for v in variables]
             model.load_weights(path)
-            _set_seed_states(model, entry.get("seeds", {}))
+            set_seed_states(model, entry.get("seeds", {}))
             return entry
         except Exception as e:  # any failure to load means: use the next backup, or none
             if snapshot is not None:  # a load that failed half-way may have set some variables

@@ -17,6 +17,7 @@ from models.saving import load_model, save_model_atomic
 from models.weights import WeightsUnavailableError
 from tools.contract import CAFFE, MODEL_FILE, ModelFilesError, input_contract, load_labels, write_labels
 from tools.data.layout import DataError, data_flow, load_datasets
+from tools.inference import check_input_dtype
 from tools.model_source import ModelSourceError, resolve_model
 from tools.training.devices import backend_devices, device_report, distribution, nvidia_smi_gpus, use_jit
 from tools.training.loader import GarbageClassifySequence
@@ -40,6 +41,7 @@ def train(args):
     os.makedirs(args.output_dir, exist_ok=True)
     if args.no_resume and os.path.isdir(backup_root(args.output_dir)):
         shutil.rmtree(backup_root(args.output_dir))
+    _refuse_an_older_interrupted_run(args.output_dir)
     stale = remove_stale_temp_files(args.output_dir)
     if stale:
         log.info("removed %d temporary file(s) an interrupted run left: %s", len(stale),
@@ -67,6 +69,22 @@ def train(args):
     write_labels(args.output_dir, ds.class_names, args.input_size)
     with scope:
         return _train_in_scope(args, t0, train_seq, val_seq, ds)
+
+
+def _refuse_an_older_interrupted_run(output_dir):
+    """An interrupted run whose model takes preprocessed floats (written before models took uint8 pixels)
+    cannot go on with this version: its best.h5 and backups have another input. UsageError saying what to do."""
+    if not os.path.isdir(backup_root(output_dir)):
+        return
+    try:
+        _, meta = load_labels(os.path.join(output_dir, MODEL_FILE))
+        older = input_contract(meta) == CAFFE
+    except ModelFilesError:
+        return  # no readable labels.json: nothing trained that this run could mix with
+    if older:
+        raise UsageError(f"{output_dir} holds an interrupted run of an older version (its model takes preprocessed "
+                         "floats): finish it with that version, or start over here with --no_resume, or use another "
+                         "--output_dir")
 
 
 def _train_in_scope(args, t0, train_seq, val_seq, ds):
@@ -105,9 +123,9 @@ def _train_in_scope(args, t0, train_seq, val_seq, ds):
                  report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"])
     wall = time.time() - t0
     ips = state.get("train_images", 0) / state["train_seconds"] if state.get("train_seconds") else float("nan")
-    seconds = state.get("epoch_seconds", [])
-    steady = (f" ({state['images_per_epoch'] * (len(seconds) - 1) / sum(seconds[1:]):.1f} after the first epoch, "
-              "which compiles)" if len(seconds) > 1 and sum(seconds[1:]) > 0 else "")
+    seconds = state.get("steady_seconds", [])
+    steady = (f" ({state['images_per_epoch'] * len(seconds) / sum(seconds):.1f} after the first epoch, "
+              "which compiles)" if seconds and sum(seconds) > 0 else "")
     state["finished"] = True
     save_state(args.output_dir, state)
     remove_backups(args.output_dir)
@@ -133,7 +151,6 @@ def test_only(args):
         raise UsageError(f"no model at {model_path}; train one first or pass --model")
     try:
         labels, meta = load_labels(model_path)
-        input_contract(meta)
         ds = load_datasets(args.data_dir, args.rule_file, args.num_classes)
     except (ModelFilesError, DataError) as e:
         raise UsageError(str(e)) from None
@@ -143,10 +160,13 @@ def test_only(args):
     report_dir = args.report_dir or os.path.join(args.output_dir, "test_" + "+".join(map(data_name, args.data_dir)))
     header(f"Test only: {model_path} on {len(ds.paths)} images of {', '.join(args.data_dir)}")
     model = load_model(model_path)
-    # best.h5 files written before models took uint8 pixels want preprocessed float32 input
+    try:  # best.h5 files written before models took uint8 pixels want preprocessed float32 input
+        contract = check_input_dtype(model, meta, model_path)
+    except ModelFilesError as e:
+        raise UsageError(str(e)) from None
     seq = GarbageClassifySequence(ds.paths, ds.labels, len(ds.class_names), batch_size=args.batch_size,
                                   input_size=int(model.input_shape[1]), training=False, workers=args.workers,
-                                  preprocess=input_contract(meta) == CAFFE)
+                                  preprocess=contract == CAFFE)
     os.makedirs(report_dir, exist_ok=True)
     report = evaluate(model, seq, ds.class_names, report_dir)
     print(f"test top-1 {report['top1']:.4f} | per-class mean {report['per_class_mean_accuracy']:.4f} | "
