@@ -37,16 +37,10 @@ def pixel_preprocessing(pixels):
     return layers.Rescaling(1.0, offset=(-BGR_MEAN).tolist(), dtype="float32", name=PREPROCESS_PREFIX + "mean")(x)
 
 
-def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.5, l2=1e-3):
-    """uint8 pixels -> preprocessing -> ResNet50(include_top=False) -> the custom top.
-
-    `weights` as in ResNet50: None, "imagenet" or a path; they are loaded into a plain ResNet50 and
-    copied into the backbone layer by layer (same names), so the file checks of models/weights.py apply.
-    """
-    pixels = layers.Input((input_size, input_size, 3), dtype="uint8", name="pixels")
-    base = ResNet50(include_top=False, weights=None, input_tensor=pixel_preprocessing(pixels))
+def custom_top(features, num_classes, dropout=0.5, l2=1e-3):
+    """The 2022 project's top on the backbone's feature map; returns the class probabilities tensor."""
     reg = regularizers.L2(l2)
-    x = layers.GlobalAveragePooling2D(name="head_pool")(base.output)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(features)
     x = layers.Dropout(dropout, name="head_dropout1")(x)
     x = layers.Dense(1024, activation="relu", kernel_regularizer=reg, name="head_fc1")(x)
     x = layers.BatchNormalization(name="head_bn1")(x)
@@ -55,8 +49,18 @@ def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.
     x = layers.Dropout(dropout, name="head_dropout2")(x)
     x = layers.Dense(num_classes, name="head_logits")(x)
     # float32 softmax keeps probabilities exact under mixed precision.
-    out = layers.Activation("softmax", dtype="float32", name="head_softmax")(x)
-    model = keras.Model(pixels, out, name="garbage_resnet50")
+    return layers.Activation("softmax", dtype="float32", name="head_softmax")(x)
+
+
+def build_classifier(num_classes, input_size=224, weights="imagenet", dropout=0.5, l2=1e-3):
+    """uint8 pixels -> preprocessing -> ResNet50(include_top=False) -> the custom top.
+
+    `weights` as in ResNet50: None, "imagenet" or a path; they are loaded into a plain ResNet50 and
+    copied into the backbone layer by layer (same names), so the file checks of models/weights.py apply.
+    """
+    pixels = layers.Input((input_size, input_size, 3), dtype="uint8", name="pixels")
+    base = ResNet50(include_top=False, weights=None, input_tensor=pixel_preprocessing(pixels))
+    model = keras.Model(pixels, custom_top(base.output, num_classes, dropout, l2), name="garbage_resnet50")
     if weights is not None:
         pretrained = ResNet50(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
         for layer in pretrained.layers:

@@ -19,22 +19,12 @@ OLD_CONTRACT = {"mode": "caffe", "channel_order": "BGR",
 def build_old_classifier(num_classes, input_size=224, dropout=0.5, l2=1e-3):
     """The classifier before the pixel layers: float32 (N, S, S, 3) preprocessed input, same layer names."""
     import keras
-    from keras import layers, regularizers
 
+    from models.classifier import custom_top
     from models.resnet50 import ResNet50
 
     base = ResNet50(include_top=False, weights=None, input_shape=(input_size, input_size, 3))
-    reg = regularizers.L2(l2)
-    x = layers.GlobalAveragePooling2D(name="head_pool")(base.output)
-    x = layers.Dropout(dropout, name="head_dropout1")(x)
-    x = layers.Dense(1024, activation="relu", kernel_regularizer=reg, name="head_fc1")(x)
-    x = layers.BatchNormalization(name="head_bn1")(x)
-    x = layers.Dense(512, activation="relu", kernel_regularizer=reg, name="head_fc2")(x)
-    x = layers.BatchNormalization(name="head_bn2")(x)
-    x = layers.Dropout(dropout, name="head_dropout2")(x)
-    x = layers.Dense(num_classes, name="head_logits")(x)
-    out = layers.Activation("softmax", dtype="float32", name="head_softmax")(x)
-    return keras.Model(base.input, out, name="garbage_resnet50")
+    return keras.Model(base.input, custom_top(base.output, num_classes, dropout, l2), name="garbage_resnet50")
 
 
 def write_old_labels(folder, class_names, input_size):

@@ -35,6 +35,7 @@ import numpy as np
 
 from tools.contract import resize_size
 from tools.images import ImageDecodeError, load_resized
+from tools.training.resume import remove_files
 
 _log = logging.getLogger(__name__)
 
@@ -261,15 +262,8 @@ def _disk_free(folder):
 
 def _remove_older(folder, name, keep):
     """Every cache file of `name` in `folder` but those in `keep` (other sides, other keys, stale tmp files)."""
-    removed = []
-    for path in glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(name)}_*px_*.npy*")):
-        if os.path.basename(path) not in keep:
-            try:
-                os.remove(path)
-                removed.append(path)
-            except OSError:
-                pass
-    return removed
+    pattern = os.path.join(glob.escape(folder), f"{glob.escape(name)}_*px_*.npy*")
+    return remove_files(p for p in glob.glob(pattern) if os.path.basename(p) not in keep)
 
 
 def open_cache(paths, input_size, mode="auto", folder=None, name="images", log=_log.info):

@@ -71,8 +71,13 @@ def remove_stale_temp_files(output_dir):
     """Delete the temporary files a killed run left in `output_dir` (best.h5's, the backups'); returns them."""
     patterns = (os.path.join(output_dir, TEMP_GLOB), os.path.join(output_dir, ".backup", f"*{TMP}*"),
                 os.path.join(output_dir, ".backup", "*", f"*{TMP}*"))
+    return remove_files(sorted({p for pattern in patterns for p in glob.glob(pattern)}))
+
+
+def remove_files(paths):
+    """Delete each of `paths` that can be deleted (gone already, or in use elsewhere: left); returns those deleted."""
     removed = []
-    for path in sorted({p for pattern in patterns for p in glob.glob(pattern)}):
+    for path in paths:
         try:
             os.remove(path)
             removed.append(path)
