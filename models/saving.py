@@ -45,6 +45,19 @@ def replace_atomic(tmp, path):
 TEMP_GLOB = ".*.tmp.h5"  # save_model_atomic's temporary files, left behind only by a killed process
 
 
+def remove_files(paths):
+    """Delete each of `paths` that can be deleted (gone already, or in use elsewhere: left); returns those deleted.
+    For what a killed run left (temporary files) and caches that are out of date."""
+    removed = []
+    for path in paths:
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def save_model_atomic(model, path):
     """Write `model` for inference (no optimizer state) to `path` via a temp file + os.replace,
     so a crash mid-write leaves the previous file intact, never a broken one."""

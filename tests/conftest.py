@@ -110,14 +110,39 @@ def photo_bytes():
 
 #: train.py flags that keep a test run small: 32 px, batch 8, 2 loader threads.
 FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
-#: The one uninterrupted from-scratch run several test files compare with (see scratch_run).
-SCRATCH_ARGS = ("--weights", "none", "--epochs", "2", "--val_split", "0.25", "--tensorboard", *FAST)
+#: The one uninterrupted from-scratch run several test files compare with (see scratch_run): global batch 16,
+#: which the mirrored test splits over 2 devices.
+SCRATCH_ARGS = ("--weights", "none", "--epochs", "2", "--val_split", "0.25", "--tensorboard", *FAST,
+                "--batch_size", "16")
+#: What requirements.txt leaves out (the export and dev extras): a lean install cannot import them.
+NOT_IN_REQUIREMENTS = ("pytest", "playwright", "tf2onnx", "onnxruntime", "ai_edge_litert", "jax")
+
+
+def lean_blocker(folder):
+    """A folder for PYTHONPATH that makes every package of NOT_IN_REQUIREMENTS unimportable."""
+    os.makedirs(folder, exist_ok=True)
+    for name in NOT_IN_REQUIREMENTS:
+        with open(os.path.join(folder, f"{name}.py"), "w") as f:
+            f.write(f'raise ImportError("{name} is not in requirements.txt")\n')
+    return str(folder)
+
+
+def run_as_user(*args, **env):
+    """A script run as a user would: without the tests' TF_CPP_MIN_LOG_LEVEL (set above)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    full_env.update(env, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.fixture(scope="session")
 def scratch_run(tiny_data, tmp_path_factory):
-    """One from-scratch train.py run (SCRATCH_ARGS on tiny_data), shared by the output checks of
-    test_train.py and as the uninterrupted reference of test_resume.py: each train.py process costs
-    about a minute of start-up and tracing on 2 cores. Returns (CompletedProcess, output folder)."""
+    """One from-scratch train.py run (SCRATCH_ARGS on tiny_data) as a user of a lean install runs it (the
+    extras unimportable, TensorFlow's log level not set), shared by the output checks of test_train.py,
+    test_packaging.py's lean-install check and the uninterrupted reference of test_resume.py and
+    test_distributed.py: each train.py process costs about a minute of start-up and tracing on 2 cores.
+    Returns (CompletedProcess, output folder)."""
     out = str(tmp_path_factory.mktemp("scratch_out"))
-    return run_cli("train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", out), out
+    blocker = lean_blocker(tmp_path_factory.mktemp("lean_blocker"))
+    return run_as_user("train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", out,
+                       PYTHONPATH=blocker), out

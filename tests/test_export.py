@@ -10,11 +10,27 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.parametrize("fmt,artifact", [("savedmodel", "saved_model"), ("tflite", "model.tflite"),
-                                          ("onnx", "model.onnx")])
-def test_export_matches_the_keras_model(cli, tiny_model, tmp_path, fmt, artifact):
-    out = tmp_path / "export"
-    r = cli("-m", "tools.export", "--model", tiny_model, "--format", fmt, "--out", out)
+FORMATS = [("savedmodel", "saved_model"), ("tflite", "model.tflite"), ("onnx", "model.onnx")]
+
+
+@pytest.fixture(scope="module")
+def exports(tiny_model, tmp_path_factory):
+    """Each format exported once (each export is a process that loads TensorFlow): {fmt: (run, folder)}."""
+    from conftest import run_cli
+
+    done = {}
+
+    def get(fmt):
+        if fmt not in done:
+            out = tmp_path_factory.mktemp(f"export_{fmt}")
+            done[fmt] = run_cli("-m", "tools.export", "--model", tiny_model, "--format", fmt, "--out", out), out
+        return done[fmt]
+    return get
+
+
+@pytest.mark.parametrize("fmt,artifact", FORMATS)
+def test_export_matches_the_keras_model(exports, fmt, artifact):
+    r, out = exports(fmt)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     m = re.search(r"max abs diff ([0-9.e+-]+), top-1 agreement ([0-9.]+)%", r.stdout)
     assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) == 100.0, r.stdout
@@ -62,9 +78,9 @@ def test_int8_tflite_is_smaller_and_reports_agreement(cli, tiny_model, tiny_data
     assert r.returncode == 2 and "--int8 applies to --format tflite" in r.stderr
 
 
-def test_predict_runs_a_tflite_model_without_tensorflow_or_keras(cli, tiny_model, tiny_data, tmp_path):
-    out = tmp_path / "export"
-    assert cli("-m", "tools.export", "--model", tiny_model, "--format", "tflite", "--out", out).returncode == 0
+def test_predict_runs_a_tflite_model_without_tensorflow_or_keras(cli, exports, tiny_model, tiny_data, tmp_path):
+    r, out = exports("tflite")
+    assert r.returncode == 0, r.stderr[-3000:]
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     for name in ("tensorflow", "keras"):

@@ -2,10 +2,8 @@
 
 import os
 import re
-import subprocess
-import sys
 
-from conftest import ROOT
+from conftest import NOT_IN_REQUIREMENTS, ROOT, lean_blocker, run_as_user
 
 
 def _specs(lines):
@@ -34,7 +32,7 @@ def _read(name):
 
 def test_runtime_requirements_are_lean_and_the_extras_stand_beside_them():
     runtime = _specs(_read("requirements.txt"))
-    for extra in ("pytest", "playwright", "tf2onnx", "onnxruntime", "ai-edge-litert", "jax"):
+    for extra in (n.replace("_", "-") for n in NOT_IN_REQUIREMENTS):
         assert extra not in runtime, f"{extra} is not needed to train, predict or serve"
     assert {"tensorflow", "keras", "pillow", "pillow-heif", "flask", "waitress"} <= set(runtime)
     assert set(_specs(_read("requirements-export.txt"))) == {"tf2onnx", "onnxruntime", "ai-edge-litert"}
@@ -47,37 +45,24 @@ def test_runtime_requirements_are_lean_and_the_extras_stand_beside_them():
 NOISE = re.compile(r"absl|cuda|cpu_feature_guard|oneDNN|rebuild TensorFlow")
 
 
-def _run_as_user(*args, **env):
-    """A script run as a user would: without the tests' TF_CPP_MIN_LOG_LEVEL (conftest sets one)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    full_env.update(env, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=600)
-
-
-def test_entry_points_run_lean_and_start_quietly(tiny_model, tiny_data, tmp_path):
-    """What a lean install lacks is made unimportable: train.py, predict.py and server.py still work,
-    and the first lines a user sees are the project's own, not TensorFlow's start-up noise."""
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    for name in ("pytest", "playwright", "tf2onnx", "onnxruntime", "ai_edge_litert", "jax"):
-        (blocker / f"{name}.py").write_text(f'raise ImportError("{name} is not in requirements.txt")\n')
-    env = {"PYTHONPATH": str(blocker)}
-    out = tmp_path / "out"
-    r = _run_as_user("train.py", "--data_dir", tiny_data, "--weights", "none", "--epochs", "1", "--output_dir", out,
-                     "--input_size", "32", "--batch_size", "16", **env)
+def test_entry_points_run_lean_and_start_quietly(scratch_run, tiny_model, tiny_data, tmp_path):
+    """What a lean install lacks is made unimportable: train.py (the shared scratch_run, run so),
+    predict.py and server.py still work, and the first lines a user sees are the project's own, not
+    TensorFlow's start-up noise."""
+    r, out = scratch_run
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert not NOISE.search(r.stderr), r.stderr[:2000]
     assert r.stdout.lstrip().startswith("==> Data:")
+    env = {"PYTHONPATH": lean_blocker(tmp_path / "blocker")}
     photo = os.path.join(tiny_data, "img_0.jpg")
-    r = _run_as_user("predict.py", photo, "--model", out / "best.h5", **env)
+    r = run_as_user("predict.py", photo, "--model", os.path.join(out, "best.h5"), **env)
     assert r.returncode == 0 and r.stdout.startswith(photo + ": "), r.stderr[-2000:]
     assert not NOISE.search(r.stderr), r.stderr[:2000]
-    r = _run_as_user("-c", "import server, sys; app = server.create_app({'MODEL': sys.argv[1], 'CROPS': 1}); "
-                           "h = app.extensions['garbage_model']; h.ready.wait(120); "
-                           "print(app.test_client().post('/predict', data=open(sys.argv[2], 'rb').read(), "
-                           "content_type='image/jpeg').json['label'])", tiny_model, photo,
-                     TF_CPP_MIN_LOG_LEVEL="0", **env)
+    r = run_as_user("-c", "import server, sys; app = server.create_app({'MODEL': sys.argv[1], 'CROPS': 1}); "
+                          "h = app.extensions['garbage_model']; h.ready.wait(120); "
+                          "print(app.test_client().post('/predict', data=open(sys.argv[2], 'rb').read(), "
+                          "content_type='image/jpeg').json['label'])", tiny_model, photo,
+                    TF_CPP_MIN_LOG_LEVEL="0", **env)
     assert r.returncode == 0 and r.stdout.strip().isdigit(), r.stderr[-2000:]
     assert NOISE.search(r.stderr), "a user who sets TF_CPP_MIN_LOG_LEVEL gets TensorFlow's output: what is hidden"
 

@@ -178,9 +178,10 @@ def test_unreadable_backup_and_stale_temp_files_do_not_stop_the_rerun(tiny_data,
     assert keras.models.load_model(out / "best.h5", compile=False).output_shape == (None, 4)
 
 
-def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tmp_path, cli, scratch_run):
-    """SIGKILL the moment epoch 2's backup file starts being written (every time, not by luck); the
-    rerun must then train exactly as the uninterrupted `scratch_run` (same flags) did."""
+def test_kill_during_a_backup_write_then_after_the_last_epoch(tiny_data, tmp_path, cli, scratch_run):
+    """SIGKILL the moment epoch 2's backup file starts being written (every time, not by luck), then the
+    rerun once it writes the outputs; the third run finishes, and the whole run has trained exactly as
+    the uninterrupted `scratch_run` (same flags) did."""
     out = tmp_path / "out"
     args = ["train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", str(out)]
     folder, meta = out / ".backup" / "scratch", out / ".backup" / "scratch" / "training_metadata.json"
@@ -203,15 +204,33 @@ def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tm
     assert (folder / writing).exists()
     _assert_best_loads(out)
 
-    r = cli(*args)
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-3000:]
+    # The rerun goes on from epoch 2; it is killed in its turn once it writes the outputs (after the last epoch)
+    log_path = tmp_path / "run2.log"
+    proc, deadline = _start(args, log_path), time.time() + 600
+    while "==> Outputs" not in _read(log_path) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    _kill(proc)
+    log = _read(log_path)
+    assert "==> Outputs" in log and "best val_accuracy" not in log, log[-3000:]
     assert ".tmp-" in writing, "the kill came before the write finished: the file still had its temporary name"
     assert "Traceback" not in log and "warning: backup" not in log
     assert "resuming scratch from epoch 2" in log and "Epoch 1/2" not in log and "Epoch 2/2" in log
     assert _epochs_trained(log) == 1
     assert f"removed 1 temporary file(s) an interrupted run left: {os.path.join('.backup', 'scratch', writing)}" in log
+    _assert_best_loads(out)
+
+    # Killed after the last epoch: the third run goes straight to the outputs, trains nothing
+    r = cli(*args)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0 and "Traceback" not in log, log[-3000:]
+    assert "training finished in an earlier run (2 epochs); going on with the outputs" in log
+    assert _epochs_trained(log) == 0
+    assert r.stdout.strip().splitlines()[-1].startswith("best val_accuracy")
+    for name in ("best.h5", "history.csv", "history.png", "report.json", "confusion_matrix.png"):
+        assert (out / name).stat().st_size > 0, name
     assert _epochs(out) == [0, 1]
+    with open(out / ".history_scratch.csv") as f:
+        assert len(f.read().splitlines()) == 3  # the header and the two epochs' rows, none repeated
     _assert_best_loads(out)
     assert not (out / ".backup").exists()
     # The resumed run trains exactly as an uninterrupted one: same weights, optimizer state, batches,
@@ -220,31 +239,6 @@ def test_kill_during_a_backup_write_resumes_from_the_backup_before(tiny_data, tm
     assert ref.returncode == 0, (ref.stdout + ref.stderr)[-3000:]
     resumed, uninterrupted = _history_rows(out), _history_rows(ref_out)
     assert resumed == pytest.approx(uninterrupted, rel=1e-6), (resumed, uninterrupted)
-
-
-def test_kill_after_the_last_epoch_goes_straight_to_the_outputs(tiny_data, tmp_path, cli):
-    out, log_path = tmp_path / "out", tmp_path / "run1.log"
-    proc = _start(_args(tiny_data, out, 1), log_path)
-    deadline = time.time() + 600
-    while "==> Outputs" not in _read(log_path) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.002)
-    _kill(proc)
-    first_log = _read(log_path)
-    assert "==> Outputs" in first_log and "best val_accuracy" not in first_log, first_log[-3000:]
-    _assert_best_loads(out)
-
-    r = cli(*_args(tiny_data, out, 1))
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-3000:]
-    assert "training finished in an earlier run (1 epochs); going on with the outputs" in log
-    assert _epochs_trained(first_log) == 1 and _epochs_trained(log) == 0
-    assert r.stdout.strip().splitlines()[-1].startswith("best val_accuracy")
-    for name in ("best.h5", "history.csv", "history.png", "report.json", "confusion_matrix.png"):
-        assert (out / name).stat().st_size > 0, name
-    assert _epochs(out) == [0]
-    with open(out / ".history_scratch.csv") as f:
-        assert len(f.read().splitlines()) == 2  # the header and epoch 0's row, not repeated
-    assert not (out / ".backup").exists()
 
 
 def test_ten_kills_at_random_instants_then_the_run_finishes(tiny_data, tmp_path, cli):

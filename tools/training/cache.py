@@ -33,9 +33,9 @@ import threading
 
 import numpy as np
 
+from models.saving import remove_files
 from tools.contract import resize_size
 from tools.images import ImageDecodeError, load_resized
-from tools.training.resume import remove_files
 
 _log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import os
 import keras
 import numpy as np
 
-from models.saving import TEMP_GLOB, replace_atomic
+from models.saving import TEMP_GLOB, remove_files, replace_atomic
 
 METADATA = "training_metadata.json"
 TMP = ".tmp-"  # in the name of every temporary file written here: `remove_stale_temp_files` finds them by it
@@ -72,18 +72,6 @@ def remove_stale_temp_files(output_dir):
     patterns = (os.path.join(output_dir, TEMP_GLOB), os.path.join(output_dir, ".backup", f"*{TMP}*"),
                 os.path.join(output_dir, ".backup", "*", f"*{TMP}*"))
     return remove_files(sorted({p for pattern in patterns for p in glob.glob(pattern)}))
-
-
-def remove_files(paths):
-    """Delete each of `paths` that can be deleted (gone already, or in use elsewhere: left); returns those deleted."""
-    removed = []
-    for path in paths:
-        try:
-            os.remove(path)
-            removed.append(path)
-        except OSError:
-            pass
-    return removed
 
 
 def drop_history_rows(path, first_epoch):
