@@ -165,11 +165,13 @@ def missing_packages(fmt):
     return missing
 
 
-def export(model, model_path, fmt, out, int8=False, data_dir=None):
+def export(model, model_path, fmt, out, int8=False, data_dir=None, contract=None):
     """Write `model` (loaded from `model_path`) as `fmt` into the folder `out`, with labels.json and
-    preprocessing.json beside it; returns the artifact's path. Raises ExportError, or ModelFilesError
-    when labels.json and the model disagree on the input contract."""
-    contract = check_input_dtype(model, load_labels(model_path)[1], model_path)
+    preprocessing.json beside it; returns the artifact's path. `contract`: check_input_dtype's answer
+    when the caller has it already. Raises ExportError, or ModelFilesError when labels.json and the
+    model disagree on the input contract."""
+    if contract is None:
+        contract = check_input_dtype(model, load_labels(model_path)[1], model_path)
     if fmt == "savedmodel":
         artifact = export_savedmodel(model, out)
     elif fmt == "tflite":
@@ -232,7 +234,7 @@ def main(argv=None):
         return 2
     os.makedirs(args.out, exist_ok=True)
     try:
-        artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir)
+        artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir, contract)
         x = sample_inputs(int(model.input_shape[1]), args.samples, contract=contract)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)

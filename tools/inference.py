@@ -136,8 +136,6 @@ class Classifier:
         if not os.path.isfile(model_path):
             raise ModelFilesError(f"no model at {model_path}; train one with train.py or pass --model")
         self.labels, self.meta = load_labels(model_path)
-        #: tools.contract.PIXELS (uint8 crops in) or CAFFE (float32 crops preprocessed here).
-        self.input = input_contract(self.meta, LABELS_FILE)
         try:
             self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else load_model(model_path)
         except Exception as e:  # Keras and LiteRT raise many types for a foreign file
@@ -146,7 +144,8 @@ class Classifier:
         if n_out != len(self.labels):
             raise ModelFilesError(f"{model_path} has {n_out} outputs but {LABELS_FILE} lists {len(self.labels)} "
                                   "classes")
-        check_input_dtype(self.model, self.meta, model_path)
+        #: tools.contract.PIXELS (uint8 crops in) or CAFFE (float32 crops preprocessed here).
+        self.input = check_input_dtype(self.model, self.meta, model_path)
         self.model_path = model_path
         self.input_size = int(self.model.input_shape[1])
         self.crops, self.top_k, self.unsure_threshold = crops, min(top_k, len(self.labels)), unsure_threshold
