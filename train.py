@@ -8,8 +8,8 @@ With ImageNet weights training runs in two phases: (1) the backbone is frozen an
 (2) backbone stages from --unfreeze_from on are fine-tuned at a lower learning rate with
 BatchNormalization kept in inference mode. With --weights none the whole network trains from the
 first epoch under a warm-up + cosine schedule. Killing the process at any moment and rerunning the
-same command continues from the last finished epoch (a finished phase is not run again); --no_resume
-starts over. Outputs (see --output_dir): best.h5, labels.json, history.csv/png, report.json/txt,
+same command continues from the last saved epoch (SIGTERM and Ctrl-C save the last finished one first;
+a finished phase is not run again); --no_resume starts over. Outputs (see --output_dir): best.h5, labels.json, history.csv/png, report.json/txt,
 confusion_matrix.png.
 """
 
@@ -23,9 +23,14 @@ from tools.contract import MODEL_FILE, OUTPUT_DIR
 from tools.model_source import add_model_arguments
 from tools.quiet import import_keras_quietly
 from tools.training.cache import CACHE_MODES
+from tools.training.config import TrainConfig
+from tools.training.interrupts import Interrupted
+from tools.training.state import finished_message, finished_run
 from tools.training.usage import UsageError, check_args
 
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
+#: Seconds between epoch backups (README "Training", "Interrupting is safe": why this figure).
+DEFAULT_BACKUP_EVERY = 300
 
 
 def get_args_parser(add_help=True):
@@ -97,6 +102,11 @@ def get_args_parser(add_help=True):
     g.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard logs (train and validation scalars, learning rate) to "
                         "OUTPUT_DIR/logs/: tensorboard --logdir output/logs")
+    g.add_argument("--backup_every", type=float, default=DEFAULT_BACKUP_EVERY, metavar="SECONDS",
+                   help="write the epoch backup a killed run resumes from when this many seconds have passed since "
+                        "the last one (0: after every epoch); also at each phase's end, and at once on SIGTERM or "
+                        "Ctrl-C. Writing happens in the background; a SIGKILL loses at most this much training "
+                        "plus the epoch under way (default: %(default)s)")
     g.add_argument("--no_resume", action="store_true",
                    help="start over even if a run was interrupted (by default a rerun of the same command "
                         "continues from the last finished epoch kept in OUTPUT_DIR/.backup)")
@@ -112,16 +122,26 @@ def main(args):
     args.data_dir = args.data_dir or [DEFAULT_DATA_DIR]
     try:
         check_args(args)
+        config = TrainConfig.from_args(args)
+        finished = None if config.test_only or config.no_resume else finished_run(config.output_dir)
+        if finished:  # before Keras loads: the answer comes at once
+            print(finished_message(config.output_dir, finished))
+            return 0
         import_keras_quietly()
         # The runner imports Keras (and so TensorFlow): only now that import_keras_quietly has hidden its noise.
         from tools.training import run
 
-        return run.main(args)
+        return run.main(config)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        then = (f"epoch {e.saved} is saved: rerun the same command to continue from epoch {e.saved + 1}"
+                if e.saved else "no epoch of this phase had finished: rerun the same command to start it again")
+        print(f"stopped by {e}: {then}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to continue from the last finished epoch", file=sys.stderr)
+        print("interrupted: rerun the same command to continue from the last saved epoch", file=sys.stderr)
         return 130
 
 

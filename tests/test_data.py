@@ -141,10 +141,39 @@ def test_sequence_batches_shapes_dtypes_and_labels(tiny_data):
     assert y.shape == (10, 4) and y.dtype == np.float32 and np.allclose(y.sum(axis=1), 1)
     assert np.isclose(y.max(), 1 - 0.005 + 0.005 / 4) and np.isclose(y.min(), 0.005 / 4)
     assert np.array_equal(y.argmax(axis=1), ds.labels[seq.order[:10]])
-    assert seq[4][0].shape[0] == 48 - 40
+    x, y = seq[4]  # the last batch is filled up with the epoch's first images: one shape, one compiled step
+    assert x.shape == (10, 32, 32, 3)
+    assert np.array_equal(y.argmax(axis=1), ds.labels[np.concatenate([seq.order[40:], seq.order[:2]])])
     assert np.array_equal(smooth_labels([1], 3, 0.0), [[0, 1, 0]])
     with pytest.raises(IndexError, match="0..4"):
         seq[5]
+    few = GarbageClassifySequence(ds.paths[:3], ds.labels[:3], 4, batch_size=8, input_size=32, training=True)
+    assert len(few) == 1 and few[0][0].shape[0] == 8  # fewer images than a batch: each seen two or three times
+
+
+def test_validation_pads_its_last_batch_and_weighs_the_padding_zero(tiny_data):
+    """48 images in batches of 20: 20, 20, 8 real + 12 padding of weight 0; the real ones weigh 60/48, so Keras'
+    averages over the padded epoch (loss, accuracy) are the real images' means, exactly."""
+    import keras
+
+    ds = load_dataset(tiny_data)
+    v = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=20, input_size=32, training=False)
+    assert len(v) == 3 and v.count == 48
+    x, y, w = v[2]
+    assert x.shape == (20, 32, 32, 3) and y.shape == (20, 4) and w.shape == (20,)
+    np.testing.assert_array_equal(w, [60 / 48] * 8 + [0] * 12)
+    assert (v[0][2] == 60 / 48).all()
+    np.testing.assert_array_equal(x[8:], np.repeat(x[7:8], 12, axis=0))
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((32, 32, 3), dtype="uint8"), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", weighted_metrics=["accuracy"])
+    padded = model.evaluate(v, return_dict=True, verbose=0)
+    xs, ys = np.concatenate([v[i][0] for i in range(3)])[:48], np.concatenate([v[i][1] for i in range(3)])[:48]
+    exact = model.evaluate(xs, ys, batch_size=48, return_dict=True, verbose=0)
+    assert padded["loss"] == pytest.approx(exact["loss"], rel=1e-5)
+    assert padded["accuracy"] == pytest.approx(exact["accuracy"], abs=1e-6)
+    assert model.predict(v, verbose=0)[:v.count].shape == (48, 4)
 
 
 def test_same_seed_same_batches_whatever_the_workers_and_the_cache(tiny_data):
@@ -239,8 +268,8 @@ def test_unreadable_image_is_replaced_and_warned_once(tmp_path, caplog, monkeypa
     real = decoded.decode_square
     monkeypatch.setattr(decoded, "decode_square", lambda p, s: calls.append(p) or real(p, s))
     with caplog.at_level(logging.WARNING):
-        x1, y1 = seq[0]
-        x2, _ = seq[0]
+        x1, y1, _ = seq[0]
+        x2, _, _ = seq[0]
     assert x1.shape == (8, 32, 32, 3) and x1.dtype == np.uint8
     np.testing.assert_array_equal(x1[0], x1[1])  # img_0 replaced by the next readable image, img_1
     assert y1[0].argmax() == ds.labels[1]

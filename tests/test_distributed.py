@@ -45,7 +45,7 @@ def test_mirrored_run_killed_and_resumed_matches_a_single_device_run(tiny_data, 
     assert r1.returncode == 0, r1.stdout[-3000:] + r1.stderr[-3000:]
     mirrored = tmp_path / "mirrored"
     args = ["train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--batch_size", "8", "--learning_rate", "5e-4",
-            "--strategy", "mirrored", "--cpu_devices", "2", "--output_dir", mirrored]
+            "--strategy", "mirrored", "--cpu_devices", "2", "--output_dir", mirrored, "--backup_every", "0"]
     meta = mirrored / ".backup" / "scratch" / "training_metadata.json"
     _run_killed_after_the_first_epoch(args, meta)
     assert json.load(open(meta))["epoch"] == 1  # epochs finished

@@ -32,10 +32,30 @@ def test_training_writes_every_output(scratch_run):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     assert not os.path.exists(os.path.join(out, ".backup")), "backups are removed after a finished run"
     summary = r.stdout.strip().splitlines()[-1]
-    assert summary.startswith("best val_accuracy") and "training images/s" in summary and "wall" in summary
-    assert "after the first epoch, which compiles" in summary
+    assert summary.startswith("best val_accuracy") and "wall" in summary
+    whole, steps = map(float, re.search(r"([0-9.]+) training images/s over whole epochs after the first, which "
+                                        r"compiles \(validation and saves included; ([0-9.]+) in the training steps "
+                                        r"alone\)", summary).groups())
+    assert 0 < whole < steps
+    assert "compiling the training step: its first epoch takes longer..." in r.stdout
+    record = json.load(open(os.path.join(out, "run.json"), encoding="utf-8"))
+    assert record["state"]["finished"] and record["config"]["epochs"] == 2
+    epochs = record["state"]["epochs"]
+    assert [(e["epoch"], e["compiled"]) for e in epochs] == [(1, True), (2, False)]
+    assert whole == pytest.approx(epochs[1]["images"] / epochs[1]["wall"], abs=0.051)  # printed to 0.1
+    assert {"best.h5", "history"} <= set(epochs[1]["callbacks"]) and epochs[1]["validation"] > 0
     assert "device: CPU (" in r.stdout and "backend tensorflow" in r.stdout
     assert "train cache: RAM, 36 images at 37x37" in r.stdout, r.stdout[-3000:]
+
+
+def test_a_rerun_of_a_finished_run_says_so_and_trains_nothing(scratch_run, tiny_data, cli):
+    from conftest import SCRATCH_ARGS
+
+    _, out = scratch_run
+    before = os.path.getmtime(os.path.join(out, "best.h5"))
+    r = cli("train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", out)
+    assert r.returncode == 0 and "holds a finished run" in r.stdout and "--no_resume" in r.stdout, r.stdout
+    assert "==> Data" not in r.stdout and os.path.getmtime(os.path.join(out, "best.h5")) == before
 
 
 def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
@@ -52,7 +72,7 @@ def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
     assert {"precision", "recall", "f1"} <= set(report["per_class"][0])
     assert np.asarray(report["confusion_matrix"]).sum() == 12
     rows = _history(out)
-    assert [int(r["epoch"]) for r in rows] == [0, 1] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
     import h5py
     import keras
 
@@ -115,7 +135,8 @@ def test_pretrained_recipe_runs_two_phases_and_resumes_phase2_after_a_kill(tiny_
     (A plain from-scratch kill is tests/test_resume.py's subject, a mirrored one tests/test_distributed.py's.)"""
     out, phase = tmp_path / "out", "phase2"
     recipe = ["--weights", _backbone_file(tmp_path), "--epochs", "1", "--fine_tune_epochs", "3", "--unfreeze_from", "5"]
-    args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), *FAST]
+    args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), "--backup_every", "0",
+            *FAST]
     meta = out / ".backup" / phase / "training_metadata.json"
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
@@ -133,7 +154,7 @@ def test_pretrained_recipe_runs_two_phases_and_resumes_phase2_after_a_kill(tiny_
     assert "phase 1 finished in an earlier run" in r.stdout and "Phase 1/2" not in r.stdout
     assert f"resuming {phase} from epoch {done + 1}" in r.stdout
     assert f"Epoch {done}/4" not in r.stdout and "Epoch 4/4" in r.stdout
-    assert [int(row["epoch"]) for row in _history(out)] == [0, 1, 2, 3]
+    assert [int(row["epoch"]) for row in _history(out)] == [1, 2, 3, 4]
 
 
 def test_no_data_explains_where_it_goes(tmp_path, cli):
@@ -219,7 +240,7 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
     unreadable photo are warned about and skipped; then predict.py gives the same answer on JAX and on
     TensorFlow from the same best.h5. (One train.py process for three subjects: each costs ~100 s here.)"""
     pytest.importorskip("jax", reason="jax is in requirements-dev.txt; install it to run this test")
-    data = make_txt_dataset(str(tmp_path), per_class=6, num_classes=2)
+    data = make_txt_dataset(str(tmp_path), per_class=10, num_classes=2)
     (tmp_path / "train_data_v2" / "img_50.txt").write_text("nonsense")
     (tmp_path / "train_data_v2" / "img_51.txt").write_text("img_1.jpg, 17")
     with open(os.path.join(data, "img_2.jpg"), "wb") as f:
@@ -229,16 +250,22 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
     (blocker / "tensorflow.py").write_text('raise ImportError("tensorflow is blocked in this test")\n')
     env = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(blocker)}
     out = tmp_path / "out"
-    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "1", "--val_split", "0.3",
-            "--strategy", "data_parallel", "--cpu_devices", "2", "--output_dir", out, *FAST, env=env)
+    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "2", "--val_split", "0.3",
+            "--strategy", "data_parallel", "--cpu_devices", "2", "--output_dir", out, *FAST, "--batch_size", "2",
+            env=dict(env, JAX_LOG_COMPILES="1"))
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-3000:]
+    # One compile per step function: 14 training photos and 6 validation photos in global batches of 4 end in
+    # a short batch each, yet arrive as full batches, so no smaller last batch compiles the steps again.
+    compiled = {name: log.count(f"Finished XLA compilation of jit({name})")
+                for name in ("train_step", "test_step", "predict_step")}
+    assert compiled == {"train_step": 1, "test_step": 1, "predict_step": 1}, compiled
     assert "backend=jax" in r.stdout and "device: CPU (2 x cpu), backend jax" in r.stdout
-    assert "2 devices (data_parallel): global batch 8 x 2 = 16" in r.stdout
+    assert "2 devices (data_parallel): global batch 2 x 2 = 4" in r.stdout
     assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
     assert "unreadable image" in log and "img_2.jpg" in log
-    assert "12 images in 2 classes" in log and "2 skipped" in log
-    assert len(_history(out)) == 1 and (out / "best.h5").exists() and (out / "report.json").exists()
+    assert "20 images in 2 classes" in log and "2 skipped" in log
+    assert len(_history(out)) == 2 and (out / "best.h5").exists() and (out / "report.json").exists()
     photo = os.path.join(data, "img_0.jpg")
     r = cli("predict.py", photo, "--model", out / "best.h5", "--json", env=env)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -118,7 +118,7 @@ def read_history(path):
 def plot_history(rows, path, phase_boundary=None):
     """Loss and accuracy per epoch (train and validation) with the fine-tuning start marked."""
     plt = pyplot()
-    epochs = [r["epoch"] + 1 for r in rows]
+    epochs = [r["epoch"] for r in rows]  # history.csv numbers them from 1
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "top-1 accuracy")):
         for prefix, style in (("", "-o"), ("val_", "-s")):
@@ -140,7 +140,7 @@ def plot_history(rows, path, phase_boundary=None):
 
 def evaluate(model, sequence, class_names, output_dir):
     """Predict every batch of `sequence` (an unshuffled loader) and write report.json/txt + confusion_matrix.png."""
-    probs = model.predict(sequence, verbose=0)
+    probs = model.predict(sequence, verbose=0)[:sequence.count]  # the padding of the last batch left out
     y_true = np.asarray(sequence.labels)[np.asarray(sequence.order)]
     report = classification_report(y_true, np.asarray(probs, dtype=np.float64), class_names)
     write_report(report, output_dir, class_names)

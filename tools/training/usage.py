@@ -36,6 +36,8 @@ def check_args(args):
         raise UsageError("--epochs must be >= 1 and --fine_tune_epochs >= 0")
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val_split must be in [0, 1), got {args.val_split}")
+    if not args.backup_every >= 0:
+        raise UsageError(f"--backup_every must be >= 0 seconds, got {args.backup_every}")
     if args.learning_rate <= 0:
         raise UsageError(f"--learning_rate must be > 0, got {args.learning_rate}")
     if not 0 <= args.label_smoothing < 1:
