@@ -83,7 +83,8 @@ def main(args):
         return 2
     lang = args.lang or default_lang()
     try:
-        english_names()  # a broken names file is said now, not after the model has loaded
+        if lang == "en":
+            english_names()  # a broken names file is said now, not after the model has loaded
     except NamesFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
