@@ -98,47 +98,98 @@ def watch_csp(page):
     return violations
 
 
+#: The bins' colours in static/style.css, as the browser computes them.
+BIN_COLOURS = {"可回收物": "rgb(21, 101, 192)", "有害垃圾": "rgb(198, 40, 40)", "厨余垃圾": "rgb(46, 125, 50)",
+               "其他垃圾": "rgb(97, 97, 97)"}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def box(page, selector):
+    """The bounding box of `selector` in the viewport: {x, y, width, height, bottom, right}."""
+    return page.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect(); return {x: r.left, y: r.top, "
+                                           "width: r.width, height: r.height, bottom: r.bottom, right: r.right}; }")
+
+
+def check_bars(page, answer, lang):
+    """Each top-k bar in its bin's colour, with the bin named in `lang`."""
+    from tools.names import bin_name
+
+    bars = page.eval_on_selector_all("#result .bars li", "ls => ls.map((l) => ({bin: l.dataset.bin, "
+                                     "named: l.querySelector('.bar-bin').textContent, "
+                                     "colour: getComputedStyle(l.querySelector('.bar')).backgroundColor}))")
+    assert [b["bin"] for b in bars] == [a["category"] for a in answer["top_k"]]
+    assert [b["named"] for b in bars] == [bin_name(a["category"], lang) for a in answer["top_k"]]
+    assert [b["colour"] for b in bars] == [BIN_COLOURS[a["category"]] for a in answer["top_k"]]
+
+
 def test_camera_page_captures_and_shows_the_answer(server, browser, tiny_model):
+    """1280x800: the answer beside the preview, the most probable bin first when unsure, the top k
+    in their bins' colours, all on the screen, and the judged frame frozen under the answer."""
+    from tools.names import bin_name, item_name
+
     os.makedirs(ARTIFACTS, exist_ok=True)
-    page = browser.new_page(locale="zh-CN")
+    page = browser.new_page(locale="zh-CN", viewport=DESKTOP)
     violations = watch_csp(page)
     response = page.goto(server + "/")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]  # the strict policy is on
     page.wait_for_selector("#capture:enabled", timeout=30000)
     page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
-    page.click("#capture")
+    with page.expect_response("**/predict") as predicted:
+        page.click("#capture")
+    answer = predicted.value.json()
     page.wait_for_selector("#result .card", timeout=60000)
     card = page.inner_text("#result")
     item_names = [name.split("/", 1)[1] for name in _labels(tiny_model)]
     assert any(name in card for name in item_names), card
     assert "%" in card and page.locator("#result .bars li").count() == 4
-    assert "不太确定" in page.inner_text("#result .unsure")  # "not sure" with alternatives
-    label = int(page.get_attribute("#result .card", "data-label"))
-    bin_name = _labels(tiny_model)[label].split("/")[0]
-    assert page.locator(f"#result .bin-{bin_name}").count() == 1  # shown in its bin colour
+    assert answer["unsure"] and "不太确定" in page.inner_text("#result .unsure")  # "not sure" with the items
+    bin_, p = max(answer["bins"].items(), key=lambda kv: kv[1])  # leads with the most probable bin
+    lead = page.locator("#result .card .answer > :first-child")
+    assert lead.get_attribute("data-bin") == bin_ and lead.inner_text() == f"投放到: {bin_} · {p * 100:.1f}%"
+    assert page.eval_on_selector("#result .bin-lead", "e => getComputedStyle(e).backgroundColor") == BIN_COLOURS[bin_]
+    check_bars(page, answer, "zh")
+    preview, shown, bars = box(page, "#preview"), box(page, "#result .card"), box(page, "#result .bars")
+    assert shown["x"] >= preview["right"] and shown["y"] < preview["bottom"], (preview, shown)  # beside it
+    assert 0 <= shown["y"] and bars["bottom"] <= DESKTOP["height"], (shown, bars)  # the top 5 on the screen
+    judged = box(page, "#judged canvas")
+    assert page.is_visible("#judged") and judged["y"] >= shown["bottom"] and judged["x"] >= preview["right"]
+    frozen = "document.getElementById('snapshot').toDataURL()"
+    still = page.evaluate(frozen)
+    assert page.evaluate("[document.getElementById('snapshot').width, document.getElementById('snapshot').height]") \
+        == [640, 480]  # the camera's frame
+    page.wait_for_function("document.getElementById('preview').currentTime > 0.5")  # the preview moves on...
+    assert page.evaluate(frozen) == still  # ...the judged frame does not
     page.screenshot(path=os.path.join(ARTIFACTS, "camera_page.png"), full_page=True)
-    page.click("#lang")  # the English UI
-    assert "Bin" in page.inner_text("#result") and page.inner_text("#capture") == "Capture & classify"
+    page.click("#lang")  # the English UI, with English names
+    assert page.inner_text("#capture") == "Capture & classify"
+    assert page.inner_text("#result .bin-lead") == f"Bin: {bin_name(bin_, 'en')} ({bin_}) · {p * 100:.1f}%"
+    assert item_name(answer["name"], "en") in page.inner_text("#result .unsure")
+    check_bars(page, answer, "en")
     page.screenshot(path=os.path.join(ARTIFACTS, "camera_page_en.png"), full_page=True)
     page.close()
     assert violations == []
 
 
 def test_upload_page_shows_the_answer(server, browser, tiny_model, tmp_path):
+    from tools.names import item_name
+
     photo = tmp_path / "can.jpg"
     make_image(0, np.random.default_rng(8), (500, 400)).save(photo)
-    page = browser.new_page(locale="en-US")
+    page = browser.new_page(locale="en-US", viewport=DESKTOP)
     violations = watch_csp(page)
     response = page.goto(server + "/upload")
     assert "img-src 'self' blob:" in response.headers["content-security-policy"]
     assert page.inner_text("#drop label") == "Choose a photo"  # browser language picks the UI language
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#result .card", timeout=60000)
-    text = page.inner_text("#result")
-    assert any(name.split("/", 1)[1] in text for name in _labels(tiny_model))
     expected = requests.post(server + "/predict", files={"file": photo.read_bytes()}).json()
     assert int(page.get_attribute("#result .card", "data-label")) == expected["label"]
+    names = page.eval_on_selector_all("#result .bar-name", "ns => ns.map((n) => n.firstChild.textContent)")
+    assert names == [item_name(a["name"], "en") for a in expected["top_k"]]  # English names, not Chinese ones
+    check_bars(page, expected, "en")
     page.wait_for_function("document.getElementById('chosen').naturalWidth > 0")  # the blob: preview loaded
+    chosen, shown = box(page, "#chosen"), box(page, "#result .card")
+    assert shown["x"] >= chosen["right"] and shown["y"] < chosen["bottom"], (chosen, shown)  # beside it
     page.screenshot(path=os.path.join(ARTIFACTS, "upload_page.png"), full_page=True)
     page.close()
     assert violations == []

@@ -141,7 +141,7 @@ def jpeg(img, **kw):
 
 #: What a person looks at or taps: none of these may overlap another.
 LAYOUT_ITEMS = ("header h1, nav a, #lang, .buttons button, .filebutton, .drop-hint, video, #chosen, #camera-status, "
-                "#camera-problem, #fallback a, #result > *")
+                "#camera-problem, #fallback a, #result > *, #judged")
 
 
 def check_layout(page, what, selector=LAYOUT_ITEMS):
@@ -193,6 +193,13 @@ def screenshots(page, name):
 
 def names(boxes):
     return {b["name"].split(".")[0] for b in boxes}
+
+
+def on_screen(page, selector):
+    """True when every element `selector` finds lies within the screen (the viewport) as it is now."""
+    return page.eval_on_selector_all(selector, """(es) => es.length > 0 && es.every((e) => {
+        const r = e.getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; })""")
 
 
 def test_upload_page_posts_a_shrunk_phone_photo_with_the_same_answer(server, wire, browser, tmp_path):
@@ -308,8 +315,13 @@ def test_camera_page_fits_a_phone_and_posts_a_small_snapshot(wire, browser):
     page.wait_for_selector("#result .card", timeout=60000)
     _, head, data = wire.last_photo()
     assert "image/jpeg" in head and Image.open(io.BytesIO(data)).size == (1280, 720)
+    assert on_screen(page, "#result .card")  # scrolled into view, all of it
+    judged = page.evaluate("[...['width', 'height'].map((k) => document.getElementById('snapshot')[k]), "
+                           "document.getElementById('judged').getBoundingClientRect().top "
+                           "- document.querySelector('#result .card').getBoundingClientRect().bottom]")
+    assert judged[:2] == [1280, 720] and judged[2] >= 0  # the frame that was posted, under the answer
     boxes = check_layout(page, "camera page, after")
-    assert {"video#preview", "div"} <= names(boxes)
+    assert {"video#preview", "div", "figure#judged"} <= names(boxes)
     screenshots(page, "phone_camera_after")
     page.close()
     assert violations == []

@@ -91,6 +91,25 @@ def test_healthz_is_503_until_a_model_is_loaded(tmp_path):
     assert app.test_client().post("/predict", data=_img()).status_code == 503
 
 
+def test_labels_give_the_pages_the_english_names(client, monkeypatch):
+    from support.datagen import CLASS_NAMES
+    from tools.names import NamesFileError
+    from tools.serving import api
+
+    r = client.get("/labels")
+    assert r.status_code == 200 and r.json["labels"] == CLASS_NAMES[:4]
+    assert r.json["names"] == {"en": {"items": ["drink can", "battery", "fruit peel", "cigarette butt"],
+                                      "bins": {"可回收物": "Recyclable", "有害垃圾": "Hazardous",
+                                               "厨余垃圾": "Kitchen waste", "其他垃圾": "Other waste"}}}
+
+    def broken(labels, lang):
+        raise NamesFileError("cannot read the names file names_en.json: bad JSON")
+
+    monkeypatch.setattr(api, "names_in", broken)  # a broken names file: the class list still comes
+    r = client.get("/labels")
+    assert r.status_code == 200 and r.json["labels"] == CLASS_NAMES[:4] and r.json["names"] == {}
+
+
 @pytest.mark.parametrize("make,name", [
     (lambda: _img(), "a.jpg"), (lambda: _img("L"), "gray.jpg"), (lambda: _img("CMYK"), "cmyk.jpg"),
     (lambda: _img("RGBA", "PNG"), "rgba.png"), (lambda: _img("I;16", "PNG"), "deep.png"),

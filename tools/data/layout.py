@@ -48,6 +48,12 @@ class Dataset:
         return Dataset([self.paths[i] for i in index], self.labels[index], self.class_names, self.layout)
 
 
+def data_name(data_dir):
+    """A data folder's name for what is written about it: its parent's when it is the layout's train_data_v2."""
+    parts = os.path.normpath(os.path.abspath(data_dir)).split(os.sep)
+    return parts[-2] if parts[-1] == "train_data_v2" and len(parts) > 1 else parts[-1]
+
+
 def find_rule_file(data_dir):
     """The rule file in `data_dir` or its parent (the garbage_classify_v2 layout), else None."""
     for folder in (data_dir, os.path.dirname(os.path.abspath(data_dir))):

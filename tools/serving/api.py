@@ -8,6 +8,7 @@ with --server_camera.
 
 from flask import Blueprint, Response, current_app, request
 
+from tools.names import NamesFileError, names_in
 from tools.serving import answers, state
 from tools.serving.feedback import FeedbackError
 from tools.serving.uploads import BadImage, read_upload, save_upload
@@ -61,7 +62,13 @@ def predict():
 def labels():
     if not state.holder().ready.is_set():
         return _not_ready()
-    return answers.labels(state.holder().classifier)
+    classifier = state.holder().classifier
+    try:
+        names = {"en": names_in(classifier.labels, "en")}
+    except NamesFileError as e:  # a broken names file must not take the class list away: own names then
+        current_app.logger.warning("%s; the page shows the class names as they are", e)
+        names = {}
+    return answers.labels(classifier, names)
 
 
 @api.post("/feedback")
