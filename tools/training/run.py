@@ -16,7 +16,7 @@ from models.classifier import build_classifier
 from models.saving import load_model, save_model_atomic
 from models.weights import WeightsUnavailableError
 from tools.contract import CAFFE, MODEL_FILE, ModelFilesError, input_contract, load_labels, write_labels
-from tools.data.layout import DataError, data_flow, load_datasets
+from tools.data.layout import DataError, data_flow, data_name, load_datasets
 from tools.inference import check_input_dtype
 from tools.model_source import ModelSourceError, resolve_model
 from tools.training.checkpoints import BackgroundWriter
@@ -142,12 +142,6 @@ def _train_in_scope(config, t0, train_seq, val_seq, ds, build_model):
     print(f"best val_accuracy {acc if acc is None else f'{acc:.4f}'} at epoch {state.best_epoch} | "
           f"wall {wall / 60:.1f} min | {rate} | outputs in {config.output_dir}", flush=True)
     return 0
-
-
-def data_name(data_dir):
-    """A data folder's name for the report folder: its parent's when it is the layout's train_data_v2."""
-    parts = os.path.normpath(os.path.abspath(data_dir)).split(os.sep)
-    return parts[-2] if parts[-1] == "train_data_v2" and len(parts) > 1 else parts[-1]
 
 
 def test_only(config):
