@@ -78,6 +78,9 @@ def get_args_parser(add_help=True):
                    help="several devices: mirrored = all GPUs of this machine (TensorFlow), multiworker = "
                         "several machines via TF_CONFIG (TensorFlow), data_parallel = all devices (JAX) "
                         "(default: %(default)s)")
+    g.add_argument("--worker_timeout", type=float, default=300, metavar="SECONDS",
+                   help="--strategy multiworker: how long to wait for every worker to join at the start, and for "
+                        "the others in each step, before stopping with an error (default: %(default)s)")
     g.add_argument("--cpu_devices", type=int, default=0,
                    help="split the CPU into this many logical devices (to try --strategy without GPUs)")
     g.add_argument("--epochs", type=int, default=8,

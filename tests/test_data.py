@@ -289,7 +289,7 @@ def test_cache_must_match_the_sequence(tiny_data):
 
 def test_data_flow_prints_counts_and_splits(tiny_data):
     lines = []
-    train, val, ds = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
+    train, val, ds, report = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
     assert len(train.paths) == 36 and len(val.paths) == 12
     assert train.training and not val.training
     assert "48 images in 4 classes" in lines[0] and "可回收物/易拉罐" in lines[0]
@@ -300,13 +300,13 @@ def test_data_flow_prints_counts_and_splits(tiny_data):
 
 def test_data_flow_cache_choices(tiny_data, tmp_path):
     lines = []
-    train, val, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
+    train, val, _, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
                               cache="disk", cache_dir=str(tmp_path / "cache"))
     assert train.cache.kind == "disk" and val.cache.kind == "disk" and train.cache.file != val.cache.file
     assert sorted(os.path.basename(p).split("_")[0] for p in (train.cache.file, val.cache.file)) == ["train", "val"]
     x, _ = train[0]
     assert x.dtype == np.uint8 and train.cache.misses == 4
-    train, val, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
+    train, val, _, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
                               cache="none")
     assert train.cache is None and val.cache is None
     with pytest.raises(ValueError, match="cache"):
@@ -334,3 +334,22 @@ def test_heic_and_avif_photos_decode_like_the_original(fmt, ext, tmp_path):
     assert is_image_file(f"x{ext.upper()}")
     ds = load_dataset(str(tmp_path))
     assert sum(p.endswith(ext) for p in ds.paths) == 1 and len(ds.paths) == 5
+
+
+def test_workers_of_a_multi_machine_run_each_load_their_share_in_equal_steps(tiny_data):
+    """--strategy multiworker: worker i of n takes every n-th photo of the split, all in the same number of
+    batches, and the validation weights are those of the whole set, so the metrics the workers sum are exact."""
+    lines = []
+    whole = data_flow(tiny_data, batch_size=5, input_size=32, val_split=0.25, print_fn=lines.append)
+    shards = [data_flow(tiny_data, batch_size=5, input_size=32, val_split=0.25, print_fn=lines.append, shard=(i, 3))
+              for i in range(3)]
+    assert sorted(p for s in shards for p in s.train.paths) == sorted(whole.train.paths)  # 36 = 12 + 12 + 12
+    assert sorted(p for s in shards for p in s.val.paths) == sorted(whole.val.paths)  # 12 = 4 + 4 + 4
+    assert {len(s.train) for s in shards} == {3} and {len(s.val) for s in shards} == {1}
+    assert any("worker 1 of 3: 12 of 36 training photos and 4 of 12 validation photos" in line for line in lines)
+    real = sum(float(s.val[0][2].sum()) for s in shards)
+    assert real == pytest.approx(3 * 5)  # 12 real images weigh 15/12 each: the padded total
+    assert shards[0].report.count == 12 and whole.report is whole.val
+    odd = [data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append, shard=(i, 5))
+           for i in range(5)]  # 36 photos over 5 workers: 8, 7, 7, 7, 7, yet 2 batches each
+    assert [len(s.train.paths) for s in odd] == [8, 7, 7, 7, 7] and {len(s.train) for s in odd} == {2}

@@ -31,6 +31,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     strategy: str = "none"
     cpu_devices: int = 0
+    worker_timeout: float = 300.0
     epochs: int = 8
     fine_tune_epochs: int = 4
     fine_tune_lr: float = None

@@ -12,15 +12,16 @@ import signal
 
 
 class Interrupted(Exception):
-    """Training stopped on a signal; `signum` is that signal, `saved` the epoch on disk to resume from."""
+    """Training stopped on a signal; `signum` is that signal (None: another worker of a multi-machine run got
+    one), `saved` the epoch on disk to resume from."""
 
     def __init__(self, signum, saved=None):
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(signal.Signals(signum).name if signum else "a signal to another worker")
         self.signum, self.saved = signum, saved
 
     @property
     def exit_code(self):
-        return 128 + self.signum
+        return 128 + (self.signum or signal.SIGTERM)
 
 
 class Signals:

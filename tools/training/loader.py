@@ -63,6 +63,11 @@ class GarbageClassifySequence(keras.utils.PyDataset):
             (open_cache), or None to decode every image on every use.
         preprocess: yield float32 `models.preprocess.preprocess_input` batches instead of uint8
             (for best.h5 files of the old contract, which take preprocessed floats).
+        steps: batches per epoch (default: enough for every image once); several workers of one run
+            each load a share of the images and must all take the same number of steps.
+        weight: the sample weight of a real validation image (default: steps x batch_size / images,
+            so that averages over the padded epoch are the real images' means; workers sharing one
+            validation set pass the one for the whole set).
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` for keras.utils.PyDataset.
 
     Batches are (x, y) in training, (x, y, sample_weight) in validation: x uint8 (batch_size,
@@ -72,7 +77,7 @@ class GarbageClassifySequence(keras.utils.PyDataset):
     """
 
     def __init__(self, paths, labels, num_classes, batch_size=32, input_size=224, training=False,
-                 label_smoothing=0.0, seed=233, cache=None, preprocess=False, **kwargs):
+                 label_smoothing=0.0, seed=233, cache=None, preprocess=False, steps=None, weight=None, **kwargs):
         super().__init__(**kwargs)
         if len(paths) != len(labels):
             raise ValueError("`paths` and `labels` must have the same length. "
@@ -94,6 +99,11 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         self.seed = int(seed)
         self.cache = cache
         self.preprocess = bool(preprocess)
+        self.steps = int(steps) if steps else math.ceil(len(self.paths) / self.batch_size)
+        if self.steps * self.batch_size < len(self.paths) and not self.training:
+            raise ValueError(f"`steps` x `batch_size` must hold every image in validation. Received: steps={steps!r} "
+                             f"for {len(self.paths)} images in batches of {batch_size}")
+        self.weight = float(weight) if weight else self.steps * self.batch_size / len(self.paths)
         self.epoch = 0
         self._bad = set()
         self._lock = threading.Lock()
@@ -107,7 +117,7 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.training else np.arange(n)
 
     def __len__(self):
-        return math.ceil(len(self.paths) / self.batch_size)
+        return self.steps
 
     @property
     def count(self):
@@ -121,7 +131,8 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         if self.training:
             return np.take(self.order, np.arange(start, stop), mode="wrap")
         real = self.order[start:stop]
-        return np.concatenate([real, np.repeat(real[-1:], self.batch_size - len(real))])
+        pad = real[-1] if len(real) else self.order[-1]
+        return np.concatenate([real, np.full(self.batch_size - len(real), pad, dtype=self.order.dtype)])
 
     def on_epoch_end(self):
         if self.cache is not None:
@@ -172,7 +183,7 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         y = smooth_labels(labels, self.num_classes, self.label_smoothing)
         if self.training:
             return x, y
-        real = min(self.batch_size, self.count - idx * self.batch_size)
+        real = max(0, min(self.batch_size, self.count - idx * self.batch_size))
         weights = np.zeros(self.batch_size, dtype=np.float32)
-        weights[:real] = len(self) * self.batch_size / self.count
+        weights[:real] = self.weight
         return x, y, weights

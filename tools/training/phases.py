@@ -12,11 +12,12 @@ the classifier behind the augmentation block of --augment (models/augmentation.p
 itself. They share every weight; trainable flags are set on the classifier's layers.
 """
 
+import contextlib
 import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 
@@ -24,6 +25,7 @@ from models.classifier import set_trainable_from
 from models.saving import load_model, save_model_atomic, save_weights_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
+from tools.training.devices import Placement
 from tools.training.interrupts import Interrupted, Signals
 from tools.training.resume import PhaseBackup, seed_states
 from tools.training.state import backup_dir, history_path, phase_end_path, save_state
@@ -113,6 +115,16 @@ class Training:
     jit: bool
     state: object  # RunState
     writer: object  # checkpoints.BackgroundWriter
+    place: object = field(default_factory=lambda: Placement(contextlib.nullcontext()))  # devices.Placement
+    phases: list = field(default_factory=list)  # the names of the phases run (history.csv)
+
+    def feed(self, seq):
+        """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
+        if seq is None or self.place.collective is None:
+            return seq
+        from tools.training.multiworker import distribute  # TensorFlow's: only under multiworker
+
+        return distribute(seq, self.place.strategy, self.config.workers)
 
 
 def run_recipe(t, specs):
@@ -133,38 +145,42 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
                  " in all" if initial_epoch else "", then)
         return end
     header(spec.title)
-    output_dir = t.config.output_dir
+    output_dir, chief, collective = t.config.output_dir, t.place.chief, t.place.collective
     if spec.start_from_best:
         best, end_weights = os.path.join(output_dir, MODEL_FILE), phase_end_path(output_dir, "phase1")
-        if os.path.exists(best):
+        if chief and os.path.exists(best):
             t.model.set_weights(load_model(best).get_weights())
-        elif os.path.exists(end_weights):
+        elif chief and os.path.exists(end_weights):
             t.model.load_weights(end_weights)
+        if collective:
+            collective.chief_variables(t.model.weights)
     set_trainable_from(t.model, spec.train_from, batchnorm=spec.batchnorm)
     compile_model(t.trainer, _learning_rate(spec, len(t.train_seq)), t.num_classes, t.jit, spec.weight_decay)
     epochs = initial_epoch + spec.epochs
     signals = Signals()
     backup = PhaseBackup(backup_dir(output_dir, spec.name), t.trainer, t.state, t.writer,
-                         every=t.config.backup_every, history=history_path(output_dir, spec.name), signals=signals)
+                         every=t.config.backup_every, history=history_path(output_dir, spec.name), signals=signals,
+                         collective=collective, chief=chief)
     start = backup.restore(initial_epoch, epochs, spec.name)
     if start < epochs and not backup.stopped:
         t.train_seq.set_epoch(start)
         log.info("compiling the training step: its first epoch takes longer...")
         monitor = "val_loss" if t.val_seq is not None else "loss"
         callbacks = make_callbacks(t.config, t.state, spec, monitor, t.model, t.writer, backup,
-                                   len(t.train_seq) * t.train_seq.batch_size)
+                                   len(t.train_seq) * t.train_seq.batch_size * t.place.workers, chief)
         try:
             with signals.catching():
                 # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle
                 # of a PyDataset's batch order draws from Python's global `random`, which a rerun cannot restore.
-                history = t.trainer.fit(t.train_seq, validation_data=t.val_seq, epochs=epochs, initial_epoch=start,
-                                        shuffle=False, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+                history = t.trainer.fit(t.feed(t.train_seq), validation_data=t.feed(t.val_seq), epochs=epochs,
+                                        initial_epoch=start, shuffle=False, callbacks=callbacks,
+                                        verbose=1 if sys.stdout.isatty() else 2)
         except Interrupted as e:
             e.saved = backup.save_latest(wait=True)
             raise
         start += len(history.epoch)
     t.state.seeds = seed_states(t.trainer)  # where the next phase's generators start
-    if spec.keep_end_weights:
+    if spec.keep_end_weights and chief:
         save_weights_atomic(t.model, phase_end_path(output_dir, spec.name))
     _finish(t, spec, start)
     return start
@@ -177,9 +193,11 @@ def _called(spec):
 def _finish(t, spec, end):
     """Record `spec` as done in state.json (so a rerun does not train it again), then drop its backups."""
     t.writer.wait()  # best.h5 and the last backup are on disk
+    t.state.phases_done[spec.name] = end
+    if not t.place.chief:
+        return
     best = os.path.join(t.config.output_dir, MODEL_FILE)
     if not os.path.exists(best):  # no epoch ever improved (NaN): the outputs still need a model
         save_model_atomic(t.model, best)
-    t.state.phases_done[spec.name] = end
     save_state(t.config.output_dir, t.state)
     shutil.rmtree(backup_dir(t.config.output_dir, spec.name), ignore_errors=True)

@@ -36,6 +36,7 @@ import numpy as np
 
 from models.saving import TEMP_GLOB, TMP, remove_files, write_json_atomic
 from tools.training.checkpoints import BACKUP, read_variables, snapshot, training_variables, write_variables
+from tools.training.interrupts import Interrupted
 from tools.training.state import RunState
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,11 @@ class PhaseBackup(keras.callbacks.Callback):
     """
 
     def __init__(self, folder, trainer, state, writer, counters=(), every=0.0, history=None, signals=None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, collective=None, chief=True):
         super().__init__()
+        # --strategy multiworker: the chief alone keeps backups; it hands what it restored to the other workers,
+        # and all stop together at an epoch's end when any was signalled (multiworker.Collective)
+        self.collective, self.chief = collective, chief
         self.folder, self.trainer, self.state, self.writer = folder, trainer, state, writer
         self.counters, self.every, self.history, self.signals = list(counters), float(every), history, signals
         self.clock = clock
@@ -118,7 +122,14 @@ class PhaseBackup(keras.callbacks.Callback):
     def restore(self, initial_epoch, epochs, name):
         """Load the newest readable backup into the trainer; returns the epoch to start from (>= epochs, or
         `self.stopped`, when the phase had ended in an earlier run)."""
-        meta = self._load_newest()
+        optimizer = self.trainer.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.trainer.trainable_variables)  # its variables must exist to be loaded into
+        meta = self._load_newest() if self.chief else None
+        if self.collective is not None:
+            meta = self.collective.chief_json(meta)
+            if meta is not None:
+                self.collective.chief_variables([v for _, v in training_variables(self.trainer)])
         start = initial_epoch
         if meta is None and self.state.seeds:
             # a phase starting afresh goes on from the generators' states the phase before ended with, as it
@@ -134,7 +145,7 @@ class PhaseBackup(keras.callbacks.Callback):
         self.restored = meta
         self.on_disk = {k: v for k, v in meta.items() if k != "previous"} if meta else None
         self.queued = int(meta["epoch"]) if meta else 0
-        if self.history:
+        if self.history and self.chief:
             drop_history_rows(self.history, start)  # epochs from `start` on run (again)
         return start
 
@@ -155,9 +166,6 @@ class PhaseBackup(keras.callbacks.Callback):
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             log.warning("warning: backup metadata %s is unreadable (%s); starting the phase over", meta_path, _reason(e))
             return None
-        optimizer = self.trainer.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.trainer.trainable_variables)  # its variables must exist to be loaded into
         keyed = training_variables(self.trainer)
         variables = [v for _, v in keyed]
         before = None
@@ -197,11 +205,11 @@ class PhaseBackup(keras.callbacks.Callback):
         self.last_write = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.signals is not None:
+        if self.signals is not None and self.collective is None:
             self.signals.check()
 
     def on_test_batch_end(self, batch, logs=None):
-        if self.signals is not None:
+        if self.signals is not None and self.collective is None:
             self.signals.check()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -210,12 +218,17 @@ class PhaseBackup(keras.callbacks.Callback):
                  "callbacks": [{"class": type(c).__name__,
                                 **{k: getattr(c, k, None) for k in COUNTERS.get(type(c).__name__, ())}}
                                for c in self.counters]}
-        keyed = training_variables(self.trainer)
-        self.latest = (entry, [k for k, _ in keyed], snapshot([v for _, v in keyed]))
-        if self.every <= 0 or self.clock() - self.last_write >= self.every:
-            self.save_latest()
-        if self.signals is not None:
+        if self.chief:
+            keyed = training_variables(self.trainer)
+            self.latest = (entry, [k for k, _ in keyed], snapshot([v for _, v in keyed]))
+            if self.every <= 0 or self.clock() - self.last_write >= self.every:
+                self.save_latest()
+        if self.signals is None:
+            return
+        if self.collective is None:
             self.signals.check()
+        elif self.collective.any(self.signals.received is not None):  # every worker stops after this epoch
+            raise Interrupted(self.signals.received)
 
     def on_train_end(self, logs=None):
         """Training's end: wait for best.h5 and any backup under way (the phase's end is then recorded as done)."""

@@ -7,6 +7,7 @@ Importing this loads Keras: train.py does it only after tools.quiet has hidden T
 import logging
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -25,7 +26,7 @@ from tools.training.loader import GarbageClassifySequence
 from tools.training.phases import Training, header, recipe, run_recipe
 from tools.training.report import evaluate, plot_history, read_history
 from tools.training.resume import remove_stale_temp_files
-from tools.training.state import (backup_root, load_state, merge_histories, remove_backups, run_record_path,
+from tools.training.state import (RunState, backup_root, load_state, merge_histories, remove_backups, run_record_path,
                                   save_run_record, save_state)
 from tools.training.usage import UsageError
 
@@ -39,12 +40,49 @@ def main(config):
 
 def train(config, build_model=build_classifier):
     """One training run. `build_model(num_classes, input_size, weights)` makes the classifier (a benchmark
-    passes a model that costs nothing, to measure the rest of this path)."""
+    passes a model that costs nothing, to measure the rest of this path). Under --strategy multiworker
+    every worker runs this; only the chief writes in --output_dir."""
     t0 = time.time()
     if config.no_resume and os.path.exists(run_record_path(config.output_dir)):
         os.remove(run_record_path(config.output_dir))  # else train.py stops at once: the run is finished
-    scope, replicas = distribution(config)
-    config = config.for_devices(replicas)
+    place = distribution(config)
+    config = config.for_devices(place.replicas)
+    scratch = None if place.chief else tempfile.mkdtemp(prefix=f"garbage-train-worker{place.index}-")
+    try:
+        if place.chief:
+            _prepare_output_dir(config)
+        keras.utils.set_random_seed(config.seed)
+        if config.mixed_precision != "off":
+            keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
+
+        header(f"Data: {', '.join(config.data_dirs)}")
+        if place.replicas > 1:
+            log.info("%d devices (%s): global batch %d x %d = %d, learning rate %g x %d = %g", place.replicas,
+                     config.strategy, config.batch_size, place.replicas, config.global_batch_size, config.learning_rate,
+                     place.replicas, config.scaled_learning_rate)
+        try:
+            flow = data_flow(
+                config.data, config.rule_file, config.num_classes, batch_size=config.batch_size * place.local_replicas,
+                input_size=config.input_size, val_split=config.val_split, seed=config.seed,
+                label_smoothing=config.label_smoothing, workers=config.workers, print_fn=log.info, cache=config.cache,
+                cache_dir=os.path.join(scratch or config.output_dir, "cache"), shard=(place.index, place.workers))
+        except DataError as e:
+            raise UsageError(str(e)) from None
+        if place.chief:
+            write_labels(config.output_dir, flow.dataset.class_names, config.input_size)
+        with place.scope, place.failures():
+            t = _train(config, place, flow, build_model)
+        if not place.chief:
+            print(f"{place.cluster.name} of {place.workers}: training finished; the chief writes the outputs",
+                  flush=True)
+            return 0
+        return _outputs(config, t, flow, t0)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _prepare_output_dir(config):
     os.makedirs(config.output_dir, exist_ok=True)
     if config.no_resume and os.path.isdir(backup_root(config.output_dir)):
         shutil.rmtree(backup_root(config.output_dir))
@@ -53,26 +91,6 @@ def train(config, build_model=build_classifier):
     if stale:
         log.info("removed %d temporary file(s) an interrupted run left: %s", len(stale),
                  ", ".join(os.path.relpath(p, config.output_dir) for p in stale))
-    keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision != "off":
-        keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
-
-    header(f"Data: {', '.join(config.data_dirs)}")
-    if replicas > 1:
-        log.info("%d devices (%s): global batch %d x %d = %d, learning rate %g x %d = %g", replicas, config.strategy,
-                 config.batch_size, replicas, config.global_batch_size, config.learning_rate, replicas,
-                 config.scaled_learning_rate)
-    try:
-        train_seq, val_seq, ds = data_flow(
-            config.data, config.rule_file, config.num_classes, batch_size=config.global_batch_size,
-            input_size=config.input_size, val_split=config.val_split, seed=config.seed,
-            label_smoothing=config.label_smoothing, workers=config.workers, print_fn=log.info, cache=config.cache,
-            cache_dir=os.path.join(config.output_dir, "cache"))
-    except DataError as e:
-        raise UsageError(str(e)) from None
-    write_labels(config.output_dir, ds.class_names, config.input_size)
-    with scope:
-        return _train_in_scope(config, t0, train_seq, val_seq, ds, build_model)
 
 
 def _refuse_an_older_interrupted_run(output_dir):
@@ -91,9 +109,9 @@ def _refuse_an_older_interrupted_run(output_dir):
                          "--output_dir")
 
 
-def _train_in_scope(config, t0, train_seq, val_seq, ds, build_model):
-    """Model building, the recipe's phases and the outputs; under a distribution strategy's scope when one is used."""
-    num_classes = len(ds.class_names)
+def _train(config, place, flow, build_model):
+    """Model building and the recipe's phases (under the strategy's scope when one is used); returns the Training."""
+    num_classes = len(flow.dataset.class_names)
     jit = use_jit(config.jit_compile)
     header(f"Model: ResNet50 + custom top, {num_classes} classes, {config.input_size}px, "
            f"weights={config.weights}, backend={keras.backend.backend()}, jit_compile={jit}, augment={config.augment}")
@@ -108,25 +126,31 @@ def _train_in_scope(config, t0, train_seq, val_seq, ds, build_model):
     except ValueError as e:
         raise UsageError(f"--weights {config.weights}: {e}") from None
 
-    state = load_state(config.output_dir)
+    state = load_state(config.output_dir) if place.chief else RunState()
+    if place.collective:  # the other workers go on from the chief's record
+        state = RunState.from_json(place.collective.chief_json(state.to_json()))
     # The augmentation block runs inside the train step, on the device; best.h5 is the classifier without it.
     trainer = training_model(model, build_augmentation(config.augment, config.input_size, seed=config.seed))
-    writer = BackgroundWriter()
+    t = Training(config, model, trainer, flow.train, flow.val, num_classes, jit, state, BackgroundWriter(), place)
     try:
-        phases = run_recipe(Training(config, model, trainer, train_seq, val_seq, num_classes, jit, state, writer),
-                            recipe(config))
+        t.phases = run_recipe(t, recipe(config))
     finally:
-        writer.close()  # a pending best.h5 or backup is written whatever happened
+        t.writer.close()  # a pending best.h5 or backup is written whatever happened
+    return t
 
+
+def _outputs(config, t, flow, t0):
+    """history, best.h5 scored on the validation photos, run.json, the last line: the chief's, outside any strategy."""
     header("Outputs")
-    history_csv = merge_histories(config.output_dir, phases)
+    state = t.state
+    history_csv = merge_histories(config.output_dir, t.phases)
     plot_history(read_history(history_csv), os.path.join(config.output_dir, "history.png"),
-                 phase_boundary=state.phases_done.get("phase1") if len(phases) > 1 else None)
+                 phase_boundary=state.phases_done.get("phase1") if len(t.phases) > 1 else None)
     best_path = os.path.join(config.output_dir, MODEL_FILE)
     if not os.path.exists(best_path):  # every epoch NaN / no improvement ever recorded
-        save_model_atomic(model, best_path)
-    if val_seq is not None:
-        report = evaluate(load_model(best_path), val_seq, ds.class_names, config.output_dir)
+        save_model_atomic(t.model, best_path)
+    if flow.report is not None:
+        report = evaluate(load_model(best_path), flow.report, flow.dataset.class_names, config.output_dir)
         log.info("validation: top-1 %.4f, per-class mean %.4f, bin accuracy %.4f",
                  report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"])
     wall = time.time() - t0
