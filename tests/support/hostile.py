@@ -151,3 +151,47 @@ def decoder_peaks(named, input_size, folder, python=sys.executable, root=None):
     out = subprocess.run([python, "-c", _PEAKS, str(input_size), *(os.path.join(folder, p) for p in paths)],
                          cwd=root or _ROOT, capture_output=True, text=True, check=True)
     return {paths[file]: (peak, outcome) for file, peak, outcome in map(json.loads, out.stdout.splitlines())}
+
+
+def trickle(port, count, drip, interval, seconds, burst=b"", step=1):
+    """`count` connections to 127.0.0.1:`port` that send `burst`, then `drip` `step` bytes every
+    `interval` seconds (never silent for longer), for at most `seconds`: slow-loris clients. Returns,
+    for each, (seconds until the server closed it, or None if it stayed open; all the server sent)."""
+    import selectors
+    import socket
+    import time
+
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    start = time.monotonic()
+    got, closed = [b""] * count, [None] * count
+    with selectors.DefaultSelector() as selector:
+        for i, s in enumerate(socks):
+            if burst:
+                s.sendall(burst)
+            s.setblocking(False)
+            selector.register(s, selectors.EVENT_READ, i)
+        sent, next_drip = 0, start
+        while time.monotonic() - start < seconds and None in closed:
+            now = time.monotonic()
+            if now >= next_drip and sent < len(drip):
+                for i, s in enumerate(socks):
+                    if closed[i] is None:
+                        try:
+                            s.send(drip[sent:sent + step])
+                        except OSError:
+                            pass  # closed: the read below says when
+                sent, next_drip = sent + step, next_drip + interval
+            for key, _ in selector.select(timeout=max(0.0, min(0.1, next_drip - time.monotonic()))):
+                i = key.data
+                try:
+                    data = key.fileobj.recv(65536)
+                except OSError:
+                    data = b""
+                if data:
+                    got[i] += data
+                else:
+                    closed[i] = time.monotonic() - start
+                    selector.unregister(key.fileobj)
+    for s in socks:
+        s.close()
+    return list(zip(closed, got))
