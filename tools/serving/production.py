@@ -17,7 +17,7 @@ import time
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
-from waitress.channel import ClientDisconnected, HTTPChannel
+from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
@@ -55,6 +55,15 @@ class _TimedParser(HTTPRequestParser):
         if limits.body_left(self.body_started, self.body_bytes_received, now) <= 0:
             return limits.body_error()
         return None
+
+
+def _queue(channel, data):
+    """Queue bytes for the I/O loop to send, as waitress's send_continue() does: from the I/O thread,
+    where write_soon() could wait for the loop itself to flush."""
+    with channel.outbuf_lock:
+        channel.outbufs[-1].append(data)
+        channel.current_outbuf_count += len(data)
+        channel.total_outbufs_len += len(data)
 
 
 class _JsonErrorTask(ErrorTask):
@@ -109,18 +118,16 @@ class GuardedServer(TcpWSGIServer):
         super().maintenance(now)  # silence: channel_timeout
         mono = time.monotonic()
         for channel in list(self.active_channels.values()):
-            request = channel.request
-            if request is None or channel.requests or channel.will_close or channel.close_when_flushed:
-                continue  # nothing half-read, or a worker is answering: its answer comes first
-            error = request.overdue(self.limits, mono)
-            if error is None:
-                continue
-            channel.request = None
-            try:
-                channel.write_soon(raw_json_error("408 Request Timeout", str(error)))
-            except ClientDisconnected:
-                pass
-            channel.close_when_flushed = True
+            with channel.requests_lock:  # as the workers take it (then the output lock, as here)
+                request = channel.request
+                if request is None or channel.requests or channel.will_close or channel.close_when_flushed:
+                    continue  # nothing half-read, or a worker is answering: its answer comes first
+                error = request.overdue(self.limits, mono)
+                if error is None:
+                    continue
+                channel.request = None
+                _queue(channel, raw_json_error("408 Request Timeout", str(error)))
+                channel.close_when_flushed = True
 
 
 def make_production_server(app, sock, limits=Limits(), threads=THREADS):
