@@ -17,6 +17,7 @@ One decoder for training, prediction and serving, so all three see the same pixe
   on first use; AVIF through Pillow's own plugin.
 """
 
+import ctypes
 import functools
 import io
 import os
@@ -38,6 +39,11 @@ MAX_PIXELS = 40_000_000
 #: phone panoramas are about 4:1 to 8:1. Within the pixel budget, a 1 x 39,000,000 strip cost five
 #: times what a square does (Pillow keeps a pointer and an allocation per row, in every copy).
 MAX_SIDE_RATIO = 15
+
+#: Decoded images at least this large (bytes, before shrinking) are followed by returning freed
+#: memory to the system: rare (a phone's JPEG is decoded at reduced scale), and each costs the next
+#: model call a few page faults.
+TRIM_BYTES = 64 * 2 ** 20
 
 #: Longest-to-shortest side ratio kept before resizing; a longer image (up to MAX_SIDE_RATIO) is
 #: centre-cropped to it first (the centre crop that prediction uses is unchanged), so resizing the
@@ -203,6 +209,11 @@ def decode_image(source, min_side=None, max_pixels=MAX_PIXELS):
     MAX_SIDE_RATIO to 1, ImageDecodeError with a reason a person can act on for anything else that
     is not a readable image.
     """
+    return _decode(source, min_side, max_pixels)[0]
+
+
+def _decode(source, min_side, max_pixels):
+    """decode_image(), and the bytes the decoded image took (before it was shrunk)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageDecodeError("empty file")
@@ -211,6 +222,7 @@ def decode_image(source, min_side=None, max_pixels=MAX_PIXELS):
         with Image.open(source, formats=_decodable_formats()) as decoded:
             _open_within_budget(decoded, min_side, max_pixels)
             decoded.load()
+            decoded_bytes = decoded.size[0] * decoded.size[1] * len(decoded.getbands())
             transpose = _ORIENTATION.get(decoded.getexif().get(0x0112))
             img = _reduce(decoded, min_side) if min_side else decoded
             if img is not decoded:
@@ -220,7 +232,7 @@ def decode_image(source, min_side=None, max_pixels=MAX_PIXELS):
                 decoded.close()
             if transpose is not None:
                 img = img.transpose(transpose)
-            return img
+            return img, decoded_bytes
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"image too large ({e})") from None
     except UnidentifiedImageError:
@@ -260,7 +272,29 @@ def load_resized(source, input_size, max_pixels=MAX_PIXELS):
     MAX_SIDE_RATIO to 1, ImageDecodeError for anything else that is not a readable image.
     """
     side = resize_size(input_size)
-    return np.asarray(resize_shorter(decode_image(source, min_side=side, max_pixels=max_pixels), side))
+    img, decoded_bytes = _decode(source, side, max_pixels)
+    out = np.asarray(resize_shorter(img, side))
+    del img
+    if decoded_bytes >= TRIM_BYTES:
+        _give_back_freed_memory()
+    return out
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def _give_back_freed_memory():
+    """Return the freed heap pages to the system (glibc's malloc_trim). After a large free, glibc
+    raises its mmap threshold (up to 32 MB), so the next large buffers come from the heap and stay
+    in the process once freed: without this, a server's memory climbs to what its largest photos took."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def load_image_file(source, input_size, crop_size=None):
