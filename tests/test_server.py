@@ -21,7 +21,7 @@ from PIL import Image
 from support.datagen import make_image
 from tools.images import _register_heif
 from tools.serving.app import create_app
-from tools.serving.http import SECURITY_HEADERS, SERVER_NAME, make_dev_server
+from tools.serving.http import SECURITY_HEADERS, SERVER_NAME, Limits, listen, make_dev_server
 
 
 def _wait_ready(app, timeout=120):
@@ -332,7 +332,7 @@ def test_every_response_has_the_security_headers(client, method, path):
 @pytest.fixture
 def dev_server(app):
     """Werkzeug's server as python server.py builds it, with a 1.5 s read timeout; yields its port."""
-    server = make_dev_server(app, "127.0.0.1", 0, timeout=1.5)
+    server = make_dev_server(app, listen("127.0.0.1", 0), Limits(idle_s=1.5))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield server
     server.shutdown()
@@ -348,6 +348,8 @@ def _read_all(sock, deadline):
             data = sock.recv(65536)
         except socket.timeout:
             continue
+        except ConnectionResetError:  # the server closed with our unread bytes on its side: its answer came first
+            return out, True
         if not data:
             return out, True
         out += data
@@ -400,7 +402,7 @@ def test_https_dev_server_is_not_stopped_by_a_silent_client(app, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    server = make_dev_server(app, "127.0.0.1", 0, timeout=2, cert=str(cert), key=str(key))
+    server = make_dev_server(app, listen("127.0.0.1", 0), Limits(idle_s=2), cert=str(cert), key=str(key))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     silent = socket.create_connection(("127.0.0.1", server.port))
     try:
@@ -415,5 +417,121 @@ def test_https_dev_server_is_not_stopped_by_a_silent_client(app, tmp_path):
         assert closed
     finally:
         silent.close()
+        server.shutdown()
+        server.server_close()
+
+
+# --- slow clients, the connection limit, bodies without a length: both servers, in this process ------
+
+SLOW = Limits(idle_s=3, head_s=1.5, min_rate=1000, connections=100)  # small deadlines: seconds, not minutes
+SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200  # never finished, never silent
+
+
+@pytest.fixture(params=["dev", "production"])
+def slow_server(request, app):
+    """The app under the dev server or waitress (as server.py builds them) with SLOW limits; yields the port."""
+    from tools.serving.http import make_server_for, serve_until_interrupted, stop
+
+    production = request.param == "production"
+    server = make_server_for(app, listen("127.0.0.1", 0), production, SLOW, threads=2)
+    thread = threading.Thread(target=serve_until_interrupted, args=(server, production), daemon=True)
+    thread.start()
+    yield server.socket.getsockname()[1]
+    stop(server, production)
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _answer(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body
+
+
+def test_a_trickled_request_head_gets_408_at_the_head_deadline(slow_server):
+    """A header byte every 0.4 s is never silent for the 3 s timeout: the 1.5 s head deadline closes it."""
+    import concurrent.futures
+
+    from support.hostile import trickle
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tricklers = pool.submit(trickle, slow_server, 20, SLOW_HEAD, 0.4, 10)
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", slow_server), timeout=5) as s:  # others are answered
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _read_all(s, time.time() + 5)[0].startswith(b"HTTP/1.1 200")
+        results = tricklers.result()
+    for closed_after, raw in results:
+        head, body = _answer(raw)
+        assert head.startswith("HTTP/1.1 408") and "request head too slow" in json.loads(body)["error"], raw[:300]
+        assert all(f"{name}: {value}" in head for name, value in SECURITY_HEADERS.items())
+        assert closed_after is not None and 1.4 < closed_after < SLOW.idle_s, closed_after  # not for silence
+
+
+def test_a_trickled_body_gets_408_below_the_minimum_rate(slow_server):
+    """200 B/s where 1000 B/s are asked for, after the 1.5 s head start: cut at about 1.9 s."""
+    from support.hostile import trickle
+
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+    (closed_after, raw), = trickle(slow_server, 1, b"\xff" * 5000, 0.25, 10, burst=head, step=50)
+    head, body = _answer(raw)
+    assert head.startswith("HTTP/1.1 408") and "upload too slow" in json.loads(body)["error"], raw[:300]
+    assert closed_after is not None and 1.5 < closed_after < SLOW.idle_s, closed_after
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["raw", "multipart"])
+def test_a_chunked_body_over_the_limit_gets_413_json_not_a_judgement(slow_server, form):
+    """A whole photo in the first 2 MB of a 3 MB chunked body: reading up to the limit and judging what
+    came was wrong (the dev server answered 200); both servers answer the app's 413."""
+    photo = _img(size=(640, 480))
+    if form:
+        body, ctype = _multipart([(b'form-data; name="file"; filename="p.jpg"', photo + os.urandom(3 * 1024 * 1024))])
+    else:
+        body, ctype = photo + os.urandom(3 * 1024 * 1024), "image/jpeg"
+    with socket.create_connection(("127.0.0.1", slow_server), timeout=10) as s:
+        def send():
+            try:
+                s.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n".encode())
+                for i in range(0, len(body), 65536):
+                    part = body[i:i + 65536]
+                    s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                s.sendall(b"0\r\n\r\n")
+                s.shutdown(socket.SHUT_WR)  # the dev server drains what is left after its answer
+            except OSError:
+                pass  # the server answered and closed before the end
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        raw, _ = _read_all(s, time.time() + 10)
+        sender.join(10)
+    head, answer = _answer(raw)
+    assert head.startswith("HTTP/1.1 413"), raw[:300]
+    assert json.loads(answer) == {"error": "file too large: the limit is 2 MB"}
+    assert all(f"{name}: {value}" in head for name, value in SECURITY_HEADERS.items()), head
+
+
+def test_the_dev_server_holds_at_most_its_connection_limit_of_threads(app):
+    """Werkzeug started a thread per connection without bound (200 slow clients, 210 threads)."""
+    server = make_dev_server(app, listen("127.0.0.1", 0), Limits(idle_s=3, connections=8))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    before = threading.active_count()
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+    try:
+        refused = []
+        for s in held[8:]:
+            raw, closed = _read_all(s, time.time() + 5)
+            refused.append(closed and raw)
+        assert threading.active_count() - before <= 8
+        for raw in refused:
+            head, body = _answer(raw)
+            assert head.startswith("HTTP/1.1 503") and "\r\nRetry-After: 5\r\n" in head, raw[:300]
+            assert "server busy" in json.loads(body)["error"]
+        for s in held[:8]:  # the first 8 are held open, each by a thread, until the 3 s timeout
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                s.recv(100)
+    finally:
+        for s in held:
+            s.close()
         server.shutdown()
         server.server_close()

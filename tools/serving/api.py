@@ -11,7 +11,8 @@ from flask import Blueprint, Response, current_app, request
 from tools.names import NamesFileError, names_in
 from tools.serving import answers, state
 from tools.serving.feedback import FeedbackError
-from tools.serving.uploads import BadImage, read_upload, save_upload
+from tools.serving.http import RETRY_AFTER_S
+from tools.serving.uploads import BadImage, body_too_large, read_upload, save_upload
 
 api = Blueprint("api", __name__)
 kiosk = Blueprint("kiosk", __name__)
@@ -20,13 +21,17 @@ kiosk = Blueprint("kiosk", __name__)
 def http_error(e):
     """Every HTTP error, pages included, as JSON {"error": ...}; 413 says what the limit is."""
     if e.code == 413:  # the body is over MAX_CONTENT_LENGTH (form limits are BadImage, see uploads.read_multipart_photo)
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        return answers.error(f"file too large: the limit is {limit / (1024 * 1024):g} MB"), 413
+        return answers.error(body_too_large(current_app.config["MAX_CONTENT_LENGTH"])), 413
     return answers.error(f"{e.name}: {e.description}"), e.code
 
 
+def _retry_after(holder):
+    """Retry-After while the model is loading (not once it has failed: retrying will not help)."""
+    return {} if holder.error else {"Retry-After": str(RETRY_AFTER_S)}
+
+
 def _not_ready():
-    return answers.not_ready(state.holder()), 503
+    return answers.not_ready(state.holder()), 503, _retry_after(state.holder())
 
 
 def _answer(data):
@@ -45,7 +50,8 @@ def _answer(data):
 
 @api.get("/healthz")
 def healthz():
-    return answers.health(state.holder(), state.collector())
+    answer, status = answers.health(state.holder(), state.collector())
+    return answer, status, _retry_after(state.holder()) if status == 503 else {}
 
 
 @api.post("/predict")
