@@ -120,7 +120,8 @@ def main(args):
     if args.cpu_devices > 1 and os.environ.get("KERAS_BACKEND") == "jax":  # must precede importing jax
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={args.cpu_devices}").strip()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # our modules' INFO lines are the training log; other libraries' (TensorFlow's distribute notes) are not
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     logging.getLogger("tools").setLevel(logging.INFO)
     args.data_dir = args.data_dir or [DEFAULT_DATA_DIR]
     try:
