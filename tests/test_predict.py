@@ -6,10 +6,11 @@ import os
 
 import numpy as np
 
-from support.datagen import make_image
+from support.datagen import CLASS_NAMES, make_image
 
 
 def _photos(folder, n=3):
+    """p0.jpg, p1.jpg, ...: photos of the classes 0, 1, 2, 3, 0, ..."""
     os.makedirs(folder, exist_ok=True)
     paths = []
     for i in range(n):
@@ -26,7 +27,7 @@ def test_file_prints_class_name_bin_probability_and_top_k(cli, tiny_model, tmp_p
     labels = json.load(open(os.path.join(os.path.dirname(tiny_model), "labels.json"), encoding="utf-8"))["labels"]
     first, second = r.stdout.splitlines()[:2]
     assert first.startswith(photo) and "| bin " in first and "%" in first
-    assert any(name in first for name in labels)
+    assert [name for name in labels if name in first] == [labels[0]]  # the photo's class, p0 is of class 0
     assert second.strip().startswith("top-3:") and second.count("%") == 3
 
 
@@ -44,10 +45,14 @@ def test_folder_recursive_json_and_csv(cli, tiny_model, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     assert len(rows) == 6 and all("label" in row and "bins" in row for row in rows)
+    for row in rows:  # each photo's class: pN.jpg is of class N % 4, the HEIC photo of class 1
+        name = os.path.basename(row["input"])
+        assert row["label"] == (1 if name == "IMG_0001.HEIC" else int(name[1:-4]) % 4), row
     assert any(row["input"].endswith("IMG_0001.HEIC") for row in rows)
     assert any(os.sep + "sub" + os.sep in row["input"] for row in rows)
     table = list(csv.DictReader(open(out_csv, encoding="utf-8")))
     assert len(table) == 6 and all(row["name"] and not row["error"] for row in table)
+    assert {row["input"]: int(row["label"]) for row in table} == {row["input"]: row["label"] for row in rows}
 
 
 def test_same_answer_for_a_url_and_the_file(cli, tiny_model, tmp_path, http_dir):
@@ -57,7 +62,7 @@ def test_same_answer_for_a_url_and_the_file(cli, tiny_model, tmp_path, http_dir)
     by_url = cli("predict.py", base + "p1.jpg", "--model", tiny_model, "--json")
     assert by_url.returncode == 0, by_url.stderr
     a, b = json.loads(by_file.stdout), json.loads(by_url.stdout)
-    assert a["label"] == b["label"] and a["probability"] == b["probability"]
+    assert a["label"] == b["label"] == 1 and a["probability"] == b["probability"]
 
 
 def test_bad_inputs_each_get_one_line_and_the_rest_still_run(cli, tiny_model, tmp_path, http_dir):
@@ -90,6 +95,8 @@ def test_interactive_prompt_until_eof(tiny_model, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "请输入图片的绝对路径或 URL:" in r.stdout and f"{photo}:" in r.stdout
+    answer = r.stdout.split(f"{photo}:", 1)[1].splitlines()[0]
+    assert [name for name in CLASS_NAMES[:4] if name in answer] == [CLASS_NAMES[0]]  # p0 is of class 0
 
 
 def test_missing_model_is_one_line_exit_2(cli, tmp_path):
