@@ -26,10 +26,45 @@ def _bytes(img, fmt="JPEG", **kw):
 
 
 # ----------------------------------------------------------------- preprocessing and decoding
+def _every_pixel_value():
+    """(128, 32, 32, 3) uint8 RGB crops holding every pair of values 0..255 in every pair of channels."""
+    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    a, b = a.ravel(), b.ravel()
+    return np.concatenate([np.stack([a, b, a], -1), np.stack([b, a, b], -1)]).astype(np.uint8).reshape(-1, 32, 32, 3)
+
+
 def test_preprocessing_equals_keras_resnet50_preprocess_input():
-    x = np.random.default_rng(0).integers(0, 256, size=(3, 8, 9, 3)).astype("float32")
-    expected = keras.applications.resnet50.preprocess_input(x.copy())
-    np.testing.assert_allclose(preprocess_input(x.astype(np.uint8)), np.asarray(expected), atol=1e-4)
+    x = _every_pixel_value()
+    expected = keras.applications.resnet50.preprocess_input(x.astype("float32"))
+    np.testing.assert_array_equal(preprocess_input(x), np.asarray(expected))  # bit for bit
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_the_models_preprocessing_stays_exact_under_mixed_precision(policy):
+    """The classifier's input layers (models.classifier.pixel_preprocessing) keep float32 under a
+    mixed-precision policy, while the layer after them computes in float16/bfloat16, and give
+    preprocess_input's values (so keras.applications') bit for bit for every pixel value. And the channel
+    swap computed in that low precision itself, as TF32/bfloat16 matrix units compute, is exact too: it
+    moves whole numbers 0..255. (Run on the CPU: what a GPU's matrix units add is not tested here.)"""
+    from models.classifier import PREPROCESS_PREFIX, pixel_preprocessing
+
+    low = policy.split("_")[1]
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        pixels = keras.Input((32, 32, 3), dtype="uint8")
+        model = keras.Model(pixels, keras.layers.Conv2D(4, 3, name="next")(pixel_preprocessing(pixels)))
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    fixed = [layer for layer in model.layers if layer.name.startswith(PREPROCESS_PREFIX)]
+    assert len(fixed) == 3 and all(layer.compute_dtype == "float32" for layer in fixed)
+    assert model.get_layer("next").compute_dtype == low
+    x = _every_pixel_value()
+    preprocessed = keras.Model(pixels, fixed[-1].output)(x)
+    assert keras.backend.standardize_dtype(preprocessed.dtype) == "float32"
+    np.testing.assert_array_equal(np.asarray(preprocessed), preprocess_input(x))
+    swap = keras.ops.conv(keras.ops.cast(x, low), keras.ops.cast(model.get_layer(PREPROCESS_PREFIX + "bgr").kernel, low))
+    np.testing.assert_array_equal(np.asarray(keras.ops.cast(swap, "float32")), x[..., ::-1].astype(np.float32))
 
 
 def test_exif_orientation_is_applied():

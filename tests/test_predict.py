@@ -13,6 +13,7 @@ from support.servers import free_port
 
 
 def _photos(folder, n=3):
+    """p0.jpg, p1.jpg, ...: photos of the classes 0, 1, 2, 3, 0, ..."""
     os.makedirs(folder, exist_ok=True)
     paths = []
     for i in range(n):
@@ -44,6 +45,7 @@ def test_file_prints_class_name_bin_probability_and_top_k_in_the_locales_languag
     assert values == sorted(values, reverse=True) and abs(sum(values) - 100) < 0.5, bins
     assert top.strip().startswith("top-3:") and top.count("%") == 3
     assert f"{label} {item_name(name, 'en')} ({bin_name(name.split('/')[0], 'en')})" in top
+    assert label == 0  # the photo's own class: p0 is of class 0
 
 
 def test_folder_recursive_json_and_csv(cli, tiny_model, tmp_path):
@@ -60,10 +62,14 @@ def test_folder_recursive_json_and_csv(cli, tiny_model, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     assert len(rows) == 6 and all("label" in row and "bins" in row for row in rows)
+    for row in rows:  # each photo's class: pN.jpg is of class N % 4, the HEIC photo of class 1
+        name = os.path.basename(row["input"])
+        assert row["label"] == (1 if name == "IMG_0001.HEIC" else int(name[1:-4]) % 4), row
     assert any(row["input"].endswith("IMG_0001.HEIC") for row in rows)
     assert any(os.sep + "sub" + os.sep in row["input"] for row in rows)
     table = list(csv.DictReader(open(out_csv, encoding="utf-8")))
     assert len(table) == 6 and all(row["name"] and not row["error"] for row in table)
+    assert {row["input"]: int(row["label"]) for row in table} == {row["input"]: row["label"] for row in rows}
 
 
 def test_same_answer_for_a_url_and_the_file(cli, tiny_model, tmp_path, http_dir):
@@ -73,7 +79,7 @@ def test_same_answer_for_a_url_and_the_file(cli, tiny_model, tmp_path, http_dir)
     by_url = cli("predict.py", base + "p1.jpg", "--model", tiny_model, "--json")
     assert by_url.returncode == 0, by_url.stderr
     a, b = json.loads(by_file.stdout), json.loads(by_url.stdout)
-    assert a["label"] == b["label"] and a["probability"] == b["probability"]
+    assert a["label"] == b["label"] == 1 and a["probability"] == b["probability"]
 
 
 def test_bad_inputs_each_get_one_line_and_the_rest_still_run(cli, tiny_model, tmp_path, http_dir):
@@ -137,6 +143,8 @@ def test_interactive_prompt_until_eof_takes_quoted_paths(tiny_model, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("请输入图片的绝对路径或 URL:") == 5 and r.stdout.count(f"{photo}: ") == 3, r.stdout
     assert "| 投放到 " in r.stdout and "error" not in r.stderr
+    answers = {line.split(f"{photo}: ", 1)[1].split()[0] for line in r.stdout.splitlines() if f"{photo}: " in line}
+    assert answers == {"0"}  # p0 is of class 0, each of the three times
 
 
 def test_missing_model_is_one_line_exit_2(cli, tmp_path):

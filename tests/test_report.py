@@ -54,4 +54,8 @@ def test_chinese_labels_use_an_installed_cjk_font():
                   if any(k in os.path.basename(p).lower() for k in ("wqy", "notosanscjk", "droidsansfallback"))]
     if not system_cjk:
         pytest.skip("no CJK font installed (.ci/run installs fonts-wqy-microhei)")
-    assert find_cjk_font() is not None
+    from matplotlib import font_manager
+
+    name = find_cjk_font()
+    path = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
+    assert os.path.realpath(path) in {os.path.realpath(p) for p in system_cjk}, (name, path)  # one of them

@@ -229,7 +229,9 @@ def test_real_photos_run_through_training_and_the_report(trashnet_dir, tmp_path,
     assert [c["name"] for c in report["per_class"]] == [
         "可回收物/纸板箱", "可回收物/玻璃", "可回收物/金属", "可回收物/纸张", "可回收物/塑料", "其他垃圾/其他"]
     assert sum(c["support"] for c in report["per_class"]) == 12  # 2 validation photos per class
-    assert 0.0 <= report["top1"] <= 1.0
+    matrix = np.asarray(report["confusion_matrix"])
+    assert matrix.shape == (6, 6) and matrix.sum() == 12 and matrix.sum(axis=1).tolist() == [2] * 6
+    assert report["top1"] == pytest.approx(np.trace(matrix) / 12)  # the share on the diagonal
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
 
@@ -277,15 +279,29 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
 
 def test_test_only_reads_a_best_h5_of_the_older_contract(tiny_model, old_model, tiny_data, tmp_path, cli):
     """--test_only on a best.h5 written before models took uint8 pixels (labels.json without "input")
-    feeds it preprocessed floats: the same report as the same weights under today's contract. A model
-    and a labels.json of different contracts are refused in one line."""
+    feeds it preprocessed floats: the same report as the same weights under today's contract, on photos
+    whose answers an older model given its input wrongly prepared (the raw pixels, or RGB minus the
+    means) changes, as checked here first. A model and a labels.json of different contracts are refused
+    in one line."""
+    from models.preprocess import BGR_MEAN, preprocess_input
+    from models.saving import load_model
+    from tools.data.layout import load_dataset
+    from tools.images import load_image_file
+
+    ds = load_dataset(tiny_data)
+    pixels = np.stack([load_image_file(p, 32) for p in ds.paths])  # --test_only's centre crops
+    old = load_model(old_model)
+    for wrong in (pixels.astype(np.float32), pixels - BGR_MEAN[::-1]):
+        top1 = np.mean(np.asarray(old(wrong, training=False)).argmax(1) == ds.labels)
+        assert top1 <= 0.75, top1  # a class or more lost
+    assert (np.asarray(old(preprocess_input(pixels), training=False)).argmax(1) == ds.labels).all()
     scores = []
     for model in (tiny_model, old_model):
         r = cli("train.py", "--test_only", "--model", model, "--data_dir", tiny_data, "--batch_size", "16",
                 "--report_dir", tmp_path / os.path.basename(os.path.dirname(model)))
         assert r.returncode == 0, r.stderr[-3000:]
         scores.append(re.search(r"test top-1 ([0-9.]+)", r.stdout).group(1))
-    assert scores[0] == scores[1], scores
+    assert scores == ["1.0000", "1.0000"], scores
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     shutil.copy(tiny_model, mixed / "best.h5")  # today's model beside an old labels.json
