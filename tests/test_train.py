@@ -236,12 +236,16 @@ def test_real_photos_run_through_training_and_the_report(trashnet_dir, tmp_path,
         assert (out / name).stat().st_size > 0, name
 
 
-def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_path, cli):
+def test_jax_data_parallel_on_two_processes_without_tensorflow_skips_bad_data_and_predicts(tmp_path, cli):
     """The GPU machines run Keras on JAX with no TensorFlow installed (TensorFlow is made unimportable):
-    one run checks that, --strategy data_parallel on 2 host devices, and that bad label files and an
-    unreadable photo are warned about and skipped; then predict.py gives the same answer on JAX and on
-    TensorFlow from the same best.h5. (One train.py process for three subjects: each costs ~100 s here.)"""
+    one run checks that, --strategy data_parallel over 2 processes (as on 2 machines) of 2 host devices
+    each, each loading its own share of the photos, one compile per step function, and that bad label
+    files and an unreadable photo are warned about and skipped; then predict.py gives the same answer on
+    JAX and on TensorFlow from the chief's best.h5. (One run for all of it: each process start costs
+    ~100 s here.)"""
     pytest.importorskip("jax", reason="jax is in requirements-dev.txt; install it to run this test")
+    from support.cluster import Workers, keras_distribution
+
     data = make_txt_dataset(str(tmp_path), per_class=10, num_classes=2)
     (tmp_path / "train_data_v2" / "img_50.txt").write_text("nonsense")
     (tmp_path / "train_data_v2" / "img_51.txt").write_text("img_1.jpg, 17")
@@ -251,22 +255,27 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
     blocker.mkdir()
     (blocker / "tensorflow.py").write_text('raise ImportError("tensorflow is blocked in this test")\n')
     env = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(blocker)}
-    out = tmp_path / "out"
-    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "2", "--val_split", "0.3",
-            "--strategy", "data_parallel", "--cpu_devices", "2", "--output_dir", out, *FAST, "--batch_size", "2",
-            env=dict(env, JAX_LOG_COMPILES="1"))
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-3000:]
-    # One compile per step function: 14 training photos and 6 validation photos in global batches of 4 end in
-    # a short batch each, yet arrive as full batches, so no smaller last batch compiles the steps again.
-    compiled = {name: log.count(f"Finished XLA compilation of jit({name})")
-                for name in ("train_step", "test_step", "predict_step")}
-    assert compiled == {"train_step": 1, "test_step": 1, "predict_step": 1}, compiled
-    assert "backend=jax" in r.stdout and "device: CPU (2 x cpu), backend jax" in r.stdout
-    assert "2 devices (data_parallel): global batch 2 x 2 = 4" in r.stdout
-    assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
-    assert "unreadable image" in log and "img_2.jpg" in log
-    assert "20 images in 2 classes" in log and "2 skipped" in log
+    out, own = tmp_path / "out", tmp_path / "own1"
+    workers = Workers(ROOT, str(tmp_path), lambda i: [
+        "--data_dir", data, "--weights", "none", "--epochs", "2", "--val_split", "0.3", "--strategy", "data_parallel",
+        "--cpu_devices", "2", "--output_dir", out if i == 0 else own, *FAST, "--batch_size", "2"],
+        env=dict(env, JAX_LOG_COMPILES="1"), cluster=keras_distribution)
+    codes = workers.wait(900)
+    logs = [workers.read(i) for i in (0, 1)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    # One compile per step function: each process's 7 training and 3 validation photos in batches of 4 (2 on
+    # each of its 2 devices) end in a short batch, yet arrive as full batches, so nothing compiles again.
+    for log in logs:
+        compiled = {name: log.count(f"Finished XLA compilation of jit({name})") for name in ("train_step", "test_step")}
+        assert compiled == {"train_step": 1, "test_step": 1}, compiled
+        assert "backend=jax" in log and "device: CPU (4 x cpu), backend jax" in log
+        assert "4 devices (data_parallel): global batch 2 x 4 = 8" in log
+        assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
+        assert "20 images in 2 classes" in log and "2 skipped" in log
+    assert "worker 0 of 2: 7 of 14 training photos and 3 of 6 validation photos" in logs[0]
+    assert sum("unreadable image" in log and "img_2.jpg" in log for log in logs) == 1  # in one process's share
+    assert logs[0].count("Finished XLA compilation of jit(predict_step)") == 1  # the report, the chief's alone
+    assert "worker 1 of 2: training finished; the chief writes the outputs" in logs[1] and not own.exists()
     assert len(_history(out)) == 2 and (out / "best.h5").exists() and (out / "report.json").exists()
     photo = os.path.join(data, "img_0.jpg")
     r = cli("predict.py", photo, "--model", out / "best.h5", "--json", env=env)

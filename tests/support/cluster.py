@@ -26,17 +26,25 @@ def tf_config(ports, index):
                        "task": {"type": "worker", "index": index}})
 
 
+def keras_distribution(ports, index):
+    """The KERAS_DISTRIBUTION_* variables of process `index` of a multi-process JAX run (--strategy data_parallel)."""
+    return {"KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(f"127.0.0.1:{p}" for p in ports),
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(ports)), "KERAS_DISTRIBUTION_PROCESS_ID": str(index)}
+
+
 class Workers:
     """`count` train.py processes, worker i with `args(i)` (a list) and its own log file in `logs`; stopped by
-    their PIDs (`kill`, `wait`)."""
+    their PIDs (`kill`, `wait`). `cluster(ports, i)`: the variables that place worker i in the cluster
+    (TF_CONFIG by default, keras_distribution for JAX)."""
 
-    def __init__(self, root, logs, args, count=2, ports=None, env=None):
+    def __init__(self, root, logs, args, count=2, ports=None, env=None, cluster=None):
         self.ports = ports or free_ports(count)
         self.logs = [os.path.join(logs, f"worker{i}.log") for i in range(count)]
         self.procs = []
+        cluster = cluster or (lambda ports, i: {"TF_CONFIG": tf_config(ports, i)})
         for i in range(count):
             with open(self.logs[i], "w") as log:
-                full = dict(os.environ, PYTHONUNBUFFERED="1", TF_CONFIG=tf_config(self.ports, i), **(env or {}))
+                full = dict(os.environ, PYTHONUNBUFFERED="1", **cluster(self.ports, i), **(env or {}))
                 self.procs.append(subprocess.Popen([sys.executable, "train.py", *map(str, args(i))], cwd=root,
                                                    env=full, stdout=log, stderr=subprocess.STDOUT))
 

@@ -40,6 +40,7 @@ class _Timed(keras.callbacks.Callback):
         self.inner.set_params(params)
 
     def _timed(self, method, *args):
+        self.clock.mark()  # the epoch's wall so far: what a backup taken by `inner` records
         t0 = time.perf_counter()
         try:
             return getattr(self.inner, method)(*args)
@@ -72,6 +73,11 @@ class EpochClock:
     def add(self, name, seconds):
         if self.current is not None:
             self.current.callbacks[name] = self.current.callbacks.get(name, 0.0) + seconds
+
+    def mark(self):
+        """Set the current epoch's wall time to now (provisional until the epoch closes)."""
+        if self.current is not None:
+            self.current.wall = time.perf_counter() - self._begin
 
     def _close(self, now):
         if self.current is not None:
@@ -130,9 +136,7 @@ class _End(keras.callbacks.Callback):
         self.clock = clock
 
     def on_epoch_end(self, epoch, logs=None):
-        c = self.clock
-        if c.current is not None:  # provisional: the backup saved with this epoch holds these figures
-            c.current.wall = time.perf_counter() - c._begin
+        self.clock.mark()
 
     def on_train_end(self, logs=None):
         self.clock._close(time.perf_counter())

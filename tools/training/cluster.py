@@ -8,10 +8,15 @@ the first address is the chief: the one worker that writes the outputs. Everythi
 line (UsageError) here, at once, not a traceback from inside TensorFlow.
 """
 
+import contextlib
 import json
-import socket
-import time
+import os
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
+
+import numpy as np
 
 from tools.training.usage import UsageError
 
@@ -75,20 +80,93 @@ def read_tf_config(text):
     return Cluster(addresses, index + (len(groups["chief"]) if kind == "worker" else 0))
 
 
-def wait_for_workers(cluster, timeout, poll=0.5):
-    """Return once every other worker accepts connections; UsageError naming the first that did not within
-    `timeout` seconds (its train.py not started, a wrong address, a firewall)."""
-    deadline = time.monotonic() + timeout
-    for i, address in enumerate(cluster.addresses):
-        if i == cluster.index:
-            continue
-        host, port = address.rsplit(":", 1)
-        while True:
-            try:
-                with socket.create_connection((host.strip("[]"), int(port)), timeout=min(5.0, timeout)):
-                    break
-            except (OSError, ValueError) as e:
-                if time.monotonic() >= deadline:
-                    raise UsageError(f"worker {i} at {address} did not answer within {timeout:g} s ({e}): start the "
-                                     f"same command there with task index {i}, or check TF_CONFIG's addresses") from None
-                time.sleep(poll)
+def read_keras_distribution(environ):
+    """The Cluster of a multi-process JAX run (--strategy data_parallel): Keras' own variables
+    KERAS_DISTRIBUTION_JOB_ADDRESSES (the processes' host:port, the coordinator, process 0, first),
+    KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID; None when they ask for one process."""
+    count = environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES")
+    if not count:
+        return None
+    example = ("KERAS_DISTRIBUTION_JOB_ADDRESSES=host1:1234,host2:1234 KERAS_DISTRIBUTION_NUM_PROCESSES=2 "
+               "KERAS_DISTRIBUTION_PROCESS_ID=0")
+    try:
+        count, index = int(count), int(environ.get("KERAS_DISTRIBUTION_PROCESS_ID", ""))
+    except ValueError:
+        raise UsageError("KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID must be whole numbers, "
+                         f"e.g. {example}") from None
+    addresses = [a.strip() for a in environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "").split(",") if a.strip()]
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"KERAS_DISTRIBUTION_PROCESS_ID {index} is out of range for "
+                         f"KERAS_DISTRIBUTION_NUM_PROCESSES {count}: 0..{count - 1}")
+    if not addresses or not all(":" in a for a in addresses) or len(addresses) not in (1, count):
+        raise UsageError(f"KERAS_DISTRIBUTION_JOB_ADDRESSES must name the coordinator (process 0) as host:port, or "
+                         f"all {count} processes, e.g. {example}")
+    return Cluster(tuple(addresses), index) if count > 1 else None
+
+
+class Agreement:
+    """What the workers of one run must agree on besides the gradients, as collective operations every
+    worker calls in the same order: the chief's variables and run state after it restored a backup (the
+    other workers keep none: they write nothing), and whether any worker was asked to stop. A backend
+    supplies `any` and `chief_values`."""
+
+    def __init__(self, chief):
+        self.chief = chief
+
+    def any(self, flag):
+        """True on every worker when `flag` is true on any."""
+        raise NotImplementedError
+
+    def chief_values(self, values):
+        """The chief's `values` (numpy arrays of the same shapes and dtypes on every worker)."""
+        raise NotImplementedError
+
+    def chief_json(self, obj):
+        """The chief's JSON-able `obj` (what the other workers pass is ignored)."""
+        data = np.frombuffer(json.dumps(obj).encode() if self.chief else b"", dtype=np.uint8)
+        size = int(self.chief_values([np.int32(len(data))])[0])
+        padded = np.zeros(size, dtype=np.int32)
+        padded[:len(data)] = data
+        return json.loads(np.asarray(self.chief_values([padded])[0]).astype(np.uint8).tobytes().decode() or "null")
+
+    def chief_variables(self, variables):
+        """Set every worker's `variables` (Keras variables) to the chief's."""
+        values = self.chief_values([np.asarray(v.numpy()) for v in variables])
+        for v, value in zip(variables, values):
+            v.assign(value)
+
+
+_WATCHDOG = r"""
+import os, select, signal, socket, sys, time
+parent, timeout, index, hint, addresses = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+ready, _, _ = select.select([sys.stdin], [], [], timeout)
+if ready:
+    sys.exit(0)
+missing = []
+for i, address in enumerate(addresses):
+    if i == index:
+        continue
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+    except (OSError, ValueError):
+        missing.append(f"worker {i} at {address}")
+why = f"{', '.join(missing)} did not answer" if missing else "not every worker joined"
+print(f"error: the cluster did not form within {timeout:g} s (--worker_timeout): {why}. Start train.py on every "
+      f"machine with its own {hint}, or check the addresses.", file=sys.stderr, flush=True)
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def startup_watchdog(cluster, timeout, hint="TF_CONFIG (task index)"):
+    """While the block runs (the cluster forming: MultiWorkerMirroredStrategy() or keras.distribution.initialize
+    waiting for every worker, holding Python's lock, without a limit of its own), a child process that kills
+    this one with one line on stderr if the block lasts over `timeout` seconds."""
+    child = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), str(cluster.index),
+                              hint, *cluster.addresses], stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        child.stdin.close()  # EOF: the cluster is up (or this process is failing by itself)
+        threading.Thread(target=child.wait, daemon=True).start()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import keras
 
-from tools.training.cluster import read_tf_config
+from tools.training.cluster import read_keras_distribution, read_tf_config, startup_watchdog
 from tools.training.usage import UsageError
 
 
@@ -41,6 +41,10 @@ class Placement:
         """A context in which losing another worker is one line (UsageError), not a traceback."""
         if self.collective is None:
             return contextlib.nullcontext()
+        if self.strategy is None:  # several JAX processes
+            from tools.training.multiprocess import lost_processes  # JAX's: only then
+
+            return lost_processes()
         from tools.training.multiworker import lost_workers  # TensorFlow's: only under multiworker
 
         return lost_workers()
@@ -58,13 +62,28 @@ def distribution(config):
         import tensorflow as tf  # only on the TensorFlow backend: a JAX install may have no TensorFlow
 
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_devices)
+        if len(tf.config.get_logical_device_configuration(cpu) or ()) != config.cpu_devices:  # once a process
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_devices)
     if config.strategy == "none":
         return Placement(contextlib.nullcontext())
     if config.strategy == "data_parallel":
+        cluster = read_keras_distribution(os.environ)
+        if cluster is None:
+            devices = keras.distribution.list_devices()
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            return Placement(contextlib.nullcontext(), len(devices), len(devices))
+        import jax  # the JAX backend's: local devices of this process
+
+        from tools.training.multiprocess import Processes
+
+        with startup_watchdog(cluster, config.worker_timeout, hint="KERAS_DISTRIBUTION_PROCESS_ID"):
+            keras.distribution.initialize(",".join(cluster.addresses), cluster.count, cluster.index)
         devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return Placement(contextlib.nullcontext(), len(devices), len(devices))
+        parallel = keras.distribution.DataParallel(devices=devices)
+        parallel.auto_shard_dataset = False  # each process loads its own shard (data_flow)
+        keras.distribution.set_distribution(parallel)
+        return Placement(contextlib.nullcontext(), len(devices), jax.local_device_count(), cluster,
+                         Processes(cluster.chief))
     import tensorflow as tf  # tf.distribute is what mirrored and multiworker are
 
     if config.strategy == "multiworker":
@@ -73,7 +92,7 @@ def distribution(config):
         cluster = read_tf_config(os.environ.get("TF_CONFIG"))
         multiworker.keras_fixes()
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=config.worker_timeout)
-        with multiworker.startup_watchdog(cluster, config.worker_timeout):
+        with startup_watchdog(cluster, config.worker_timeout):
             strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         return Placement(strategy.scope(), strategy.num_replicas_in_sync, len(strategy.extended.worker_devices),
                          cluster, multiworker.Collective(strategy, cluster.chief), strategy)

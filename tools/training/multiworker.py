@@ -16,21 +16,17 @@ What this module does, and why:
 - `Collective`: what the workers must agree on besides the gradients: the chief's variables and run
   state after it restored a backup (the other workers keep no backup: they write nothing), and whether
   any worker was asked to stop (SIGTERM) at an epoch's end.
-- `startup_watchdog`: TensorFlow waits for the whole cluster while holding Python's lock, with no time
-  limit; a small child process ends the wait after --worker_timeout seconds with one line naming the
-  worker that is not there.
+- TensorFlow waits for the whole cluster while holding Python's lock, with no time limit: devices.py
+  wraps the wait in tools/training/cluster.startup_watchdog.
 """
 
 import contextlib
-import json
 import logging
-import os
-import subprocess
-import sys
-import threading
 
 import numpy as np
 import tensorflow as tf
+
+from tools.training.cluster import Agreement
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +118,12 @@ def lost_workers():
                          "command to continue from the last backup") from None
 
 
-class Collective:
-    """Agreement between the workers of a MultiWorkerMirroredStrategy; every worker must call the same
-    methods in the same order (they are collective operations)."""
+class Collective(Agreement):
+    """Agreement between the workers of a MultiWorkerMirroredStrategy, by all-reduces of the strategy."""
 
     def __init__(self, strategy, chief):
-        self.strategy, self.chief = strategy, chief
+        super().__init__(chief)
+        self.strategy = strategy
         self._functions = {}
 
     def _all_reduce(self, op, values):
@@ -151,58 +147,13 @@ class Collective:
         return tf.function(lambda *xs: strategy.run(replica, args=xs), reduce_retracing=True)
 
     def any(self, flag):
-        """True on every worker when `flag` is true on any."""
         return bool(self._all_reduce("sum", [np.int64(bool(flag))])[0])
 
     def chief_values(self, values):
-        """The chief's `values` (numpy arrays of the same shapes and dtypes on every worker)."""
-        if not values:
-            return []
-        return self._all_reduce("from_first", [np.asarray(v) for v in values])
-
-    def chief_json(self, obj):
-        """The chief's JSON-able `obj` (what the other workers pass is ignored)."""
-        data = np.frombuffer(json.dumps(obj).encode() if self.chief else b"", dtype=np.uint8)
-        size = int(self.chief_values([np.int64(len(data))])[0])
-        padded = np.zeros(size, dtype=np.int32)
-        padded[:len(data)] = data
-        return json.loads(self.chief_values([padded])[0].astype(np.uint8).tobytes().decode() or "null")
-
-    def chief_variables(self, variables):
-        """Set every worker's `variables` to the chief's."""
-        values = self.chief_values([np.asarray(v.numpy()) for v in variables])
-        for v, value in zip(variables, values):
-            v.assign(value)
-
-
-_WATCHDOG = r"""
-import os, select, signal, socket, sys, time
-parent, timeout, index, addresses = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-ready, _, _ = select.select([sys.stdin], [], [], timeout)
-if ready:
-    sys.exit(0)
-missing = []
-for i, address in enumerate(addresses):
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
-    except (OSError, ValueError):
-        missing.append(f"worker {i} at {address}")
-why = (f"{', '.join(missing)} did not answer" if missing else "the workers answer but did not all join")
-print(f"error: the cluster did not form within {timeout:g} s (--worker_timeout): {why}. Start train.py with its "
-      "TF_CONFIG on every machine, each with its own task index, or check the addresses.", file=sys.stderr, flush=True)
-os.kill(parent, signal.SIGKILL)
-"""
-
-
-@contextlib.contextmanager
-def startup_watchdog(cluster, timeout):
-    """While the block runs (MultiWorkerMirroredStrategy() waiting for every worker), a child process that
-    kills this one with one line on stderr if the block lasts over `timeout` seconds."""
-    child = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), str(cluster.index),
-                              *cluster.addresses], stdin=subprocess.PIPE)
-    try:
-        yield
-    finally:
-        child.stdin.close()  # EOF: the cluster is up (or this process is failing by itself)
-        threading.Thread(target=child.wait, daemon=True).start()
+        values, out = [np.asarray(v) for v in values], [None] * len(values)
+        for dtype in sorted({v.dtype for v in values}, key=str):  # one flat all-reduce per dtype
+            mine = [i for i, v in enumerate(values) if v.dtype == dtype]
+            flat = self._all_reduce("from_first", [np.concatenate([values[i].ravel() for i in mine])])[0]
+            for i, part in zip(mine, np.split(flat, np.cumsum([values[i].size for i in mine])[:-1])):
+                out[i] = part.reshape(values[i].shape)
+        return out

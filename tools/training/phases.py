@@ -120,8 +120,8 @@ class Training:
 
     def feed(self, seq):
         """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
-        if seq is None or self.place.collective is None:
-            return seq
+        if seq is None or self.place.strategy is None or self.place.collective is None:
+            return seq  # one process, or several JAX ones (each feeds its own batches)
         from tools.training.multiworker import distribute  # TensorFlow's: only under multiworker
 
         return distribute(seq, self.place.strategy, self.config.workers)

@@ -150,6 +150,8 @@ def _outputs(config, t, flow, t0):
     if not os.path.exists(best_path):  # every epoch NaN / no improvement ever recorded
         save_model_atomic(t.model, best_path)
     if flow.report is not None:
+        if t.place.collective is not None and t.place.strategy is None:
+            keras.distribution.set_distribution(None)  # several JAX processes: the chief scores alone
         report = evaluate(load_model(best_path), flow.report, flow.dataset.class_names, config.output_dir)
         log.info("validation: top-1 %.4f, per-class mean %.4f, bin accuracy %.4f",
                  report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"])

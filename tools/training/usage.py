@@ -50,10 +50,14 @@ def check_args(args):
                 raise UsageError(no_data_message(data_dir, f"No training data at {data_dir}"))
             if not any(os.scandir(data_dir)):
                 raise UsageError(no_data_message(data_dir, f"The data folder {data_dir} is empty"))
-    if args.strategy == "multiworker" and not args.test_only:
-        from tools.training.cluster import read_tf_config  # TF_CONFIG's mistakes, before TensorFlow starts
+    if args.strategy in ("multiworker", "data_parallel") and not args.test_only:
+        # the cluster's mistakes (TF_CONFIG, KERAS_DISTRIBUTION_*), before TensorFlow or JAX starts
+        from tools.training.cluster import read_keras_distribution, read_tf_config
 
-        read_tf_config(os.environ.get("TF_CONFIG"))
+        if args.strategy == "multiworker":
+            read_tf_config(os.environ.get("TF_CONFIG"))
+        else:
+            read_keras_distribution(os.environ)
         if not args.worker_timeout > 0:
             raise UsageError(f"--worker_timeout must be > 0 seconds, got {args.worker_timeout}")
     if args.tensorboard and not tensorboard_available():
