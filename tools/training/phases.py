@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import keras
 
 from models.classifier import set_trainable_from
-from models.saving import load_model, save_model_atomic, save_weights_atomic
+from models.saving import save_model_atomic, save_weights_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
 from tools.training.devices import Placement
@@ -148,8 +148,8 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
     output_dir, chief, collective = t.config.output_dir, t.place.chief, t.place.collective
     if spec.start_from_best:
         best, end_weights = os.path.join(output_dir, MODEL_FILE), phase_end_path(output_dir, "phase1")
-        if chief and os.path.exists(best):
-            t.model.set_weights(load_model(best).get_weights())
+        if chief and os.path.exists(best):  # into the classifier as it is: no model is made (that would be a
+            t.model.load_weights(best)  # collective operation under --strategy multiworker)
         elif chief and os.path.exists(end_weights):
             t.model.load_weights(end_weights)
         if collective:
