@@ -23,7 +23,8 @@ from tools.batch_predict import CSV_COLUMNS, DEFAULT_BATCH_SIZE, expand, run
 from tools.contract import CROP_CHOICES, DEFAULT_CROPS, DEFAULT_MODEL, ModelFilesError
 from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from tools.images import MAX_PIXELS
-from tools.inference import DEFAULT_THRESHOLD, DEFAULT_TOP_K, Classifier
+from tools.calibration import THRESHOLD_HELP
+from tools.inference import DEFAULT_TOP_K, Classifier
 from tools.model_source import add_model_arguments, resolve_model
 from tools.quiet import import_keras_quietly
 
@@ -37,8 +38,7 @@ def get_args_parser():
     p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULT_CROPS,
                    help="centre / +4 corners / +mirrors, averaged (default: %(default)s)")
     p.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="alternatives shown (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="below this top probability the answer is marked unsure (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object per input")
     p.add_argument("--csv", metavar="OUT", help="also write one row per input to this CSV file")
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,

@@ -33,6 +33,7 @@ import argparse
 import os
 import sys
 
+from tools.calibration import THRESHOLD_HELP
 from tools.contract import CROP_CHOICES, ModelFilesError, load_labels
 from tools.model_source import add_model_arguments, is_model_url
 from tools.quiet import import_keras_quietly
@@ -51,8 +52,7 @@ def get_args_parser():
     p.add_argument("--port", type=int, default=10086, help="port, as in the original (default: %(default)s)")
     p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULTS["CROPS"],
                    help="deterministic crops per photo (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=DEFAULTS["UNSURE_THRESHOLD"],
-                   help="top probability below which the answer is 'not sure' (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=DEFAULTS["UNSURE_THRESHOLD"], help=THRESHOLD_HELP)
     p.add_argument("--max_mb", type=float, default=DEFAULTS["MAX_CONTENT_LENGTH"] // 2 ** 20,
                    help="largest upload in MB (default: %(default)s)")
     p.add_argument("--max_mpx", type=float, default=DEFAULTS["MAX_PIXELS"] / 1e6,
@@ -99,6 +99,9 @@ def main(args):
         return 2
     if args.collect_max_mb <= 0:
         print("error: --collect_max_mb must be above 0", file=sys.stderr)
+        return 2
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        print(f"error: --threshold must be in 0..1, got {args.threshold}", file=sys.stderr)
         return 2
     if args.timeout <= 0 or args.threads < 1:
         print("error: --timeout must be above 0 and --threads at least 1", file=sys.stderr)
