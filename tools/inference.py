@@ -131,7 +131,7 @@ class Classifier:
         crops: 1, 5 or 10 deterministic crops per photo, averaged.
         top_k: alternatives listed in each result.
         unsure_threshold: `unsure` is true when the top (calibrated) probability is below it; None: the
-            model's labels.json "threshold", else DEFAULT_THRESHOLD.
+            model's labels.json "threshold", else tools.calibration.DEFAULT_THRESHOLD (0.5).
         max_pixels: pixel budget of one photo (tools.images.MAX_PIXELS): larger ones raise
             ImageTooLarge before they are decoded.
     """
