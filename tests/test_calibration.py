@@ -115,37 +115,32 @@ def test_an_older_labels_json_answers_exactly_as_before(tiny_model, photo_bytes)
     assert result["unsure"] == bool(mean.max() < 0.5)
 
 
-def test_the_classifier_applies_the_stored_temperature_and_threshold(tiny_model, photo_bytes, tmp_path):
-    from tools.inference import Classifier
+def test_the_server_and_its_classifier_apply_the_stored_temperature_and_threshold(tiny_model, photo_bytes, tmp_path):
+    """server.py's app (and the Classifier it shares with predict.py) on a model folder whose labels.json
+    holds a calibration: /predict answers with the calibrated probabilities and the model's threshold."""
+    from tools.serving.app import create_app, settings_from_env
+    from tools.serving.model import _number_or_none
 
     path = _calibrated_copy(tiny_model, tmp_path / "m", temperature=3.0, threshold=0.3, target_accuracy=0.9)
-    clf = Classifier(path, crops=5)
+    app = create_app({"MODEL": path, "CROPS": 5})
+    holder = app.extensions["garbage_model"]
+    assert holder.wait(), holder.detail
+    clf = holder.classifier
     assert clf.temperature == 3.0 and clf.unsure_threshold == 0.3
     raw = clf.forward(clf.prepare(photo_bytes)).mean(axis=0)
-    want = apply_temperature(raw, 3.0)  # crops averaged first, then the temperature
-    got = clf.predict_bytes(photo_bytes)
+    want = apply_temperature(raw, 3.0)  # the crops averaged first, then the temperature
+    got = app.test_client().post("/predict", data=photo_bytes, content_type="image/jpeg").json
     assert got["label"] == int(raw.argmax()) and not np.allclose(want, raw, atol=1e-3)
     assert [t["probability"] for t in got["top_k"]] == pytest.approx(np.sort(want)[::-1], abs=1e-6)
     assert sum(got["bins"].values()) == pytest.approx(1, abs=1e-4)
     assert got["unsure"] == bool(want.max() < 0.3)
-    assert threshold_in_use(0.999, clf.meta["threshold"]) == 0.999  # what --threshold makes of it: it wins
-    assert threshold_in_use(None, None) == 0.5
-    bad = _calibrated_copy(tiny_model, tmp_path / "bad", temperature=-1)
-    with pytest.raises(ModelFilesError, match="temperature=-1"):
-        Classifier(bad)
-
-
-def test_the_server_uses_the_models_threshold_unless_told_otherwise(tiny_model, tmp_path):
-    from tools.serving.app import create_app, settings_from_env
-    from tools.serving.model import _number_or_none
-
-    path = _calibrated_copy(tiny_model, tmp_path / "m", temperature=2.0, threshold=0.35)
-    holder = create_app({"MODEL": path, "CROPS": 1}).extensions["garbage_model"]
-    assert holder.wait(), holder.detail
-    assert holder.classifier.unsure_threshold == 0.35 and holder.classifier.temperature == 2.0
-    # --threshold / GARBAGE_UNSURE_THRESHOLD reach the Classifier as its unsure_threshold, which wins (above)
+    # --threshold (predict.py, server.py) / GARBAGE_UNSURE_THRESHOLD reach the Classifier as unsure_threshold, and win
     assert _number_or_none(settings_from_env({"GARBAGE_UNSURE_THRESHOLD": "0.6"})["UNSURE_THRESHOLD"]) == 0.6
     assert _number_or_none(None) is None and _number_or_none("") is None
+    assert threshold_in_use(0.6, 0.3) == 0.6 and threshold_in_use(None, 0.3) == 0.3 and threshold_in_use() == 0.5
+    bad = _calibrated_copy(tiny_model, tmp_path / "bad", temperature=-1)
+    with pytest.raises(ModelFilesError, match="temperature=-1"):
+        load_labels(bad)  # before any model is loaded: the Classifier and --test_only refuse it in one line
 
 
 def test_server_refuses_a_threshold_outside_0_to_1(cli, tiny_model):
