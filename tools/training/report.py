@@ -84,9 +84,10 @@ def format_calibration(c):
 
 def calibration_summary(c):
     """One line on the console for report.json's "calibration"."""
+    answered = ("no photo answered" if c["accuracy_answered"] is None else
+                f"{c['coverage']:.0%} of the photos answered, {c['accuracy_answered']:.3f} of them right")
     line = (f"calibration: temperature {c['temperature']:.3f}, ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}; "
-            f"'not sure' below {c['threshold']:.3f}: {c['coverage']:.0%} of the photos answered, "
-            f"accuracy {_figure(c['accuracy_answered'], 3)}")
+            f"'not sure' below {c['threshold']:.3f}: {answered}")
     if c.get("fitted") and c["target_reached"] is False:
         line += (f" (no threshold reaches the target accuracy {c['target_accuracy']:g} on these photos: lower "
                  "--target_accuracy or train longer)")
