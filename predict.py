@@ -1,34 +1,40 @@
-"""Classify photos: files, folders (recursive) and http(s) URLs; an interactive prompt with no argument.
+"""Classify photos: files, folders (recursive), file:// and http(s) URLs; an interactive prompt with no argument.
 
     python predict.py photo.jpg
-    python predict.py photos/ --csv results.csv
+    python predict.py photos/ --csv results.csv --lang en
     python predict.py https://example.com/can.jpg --json
     python predict.py                       # asks 请输入图片的绝对路径或 URL: until EOF (Ctrl-D)
+    python predict.py photo.jpg --model output     # the folder train.py names: output/best.h5
     python predict.py photo.jpg --model https://example.com/models/v3/best.h5 --model_sha256 HEX
 
 --model also takes the URL of a published best.h5 (or .tflite) with labels.json beside it: both are
 fetched once into the Keras cache (tools/model_source.py) and used from there, offline too.
 
-Each photo is judged on deterministic crops (--crops 1/5/10) in one batched model call. A failed
-input prints one line naming it and the reason; the others still run; the exit code is 1 if any
-failed (2 if the model cannot be loaded).
+Each photo is judged on deterministic crops (--crops 1/5/10) in one batched model call. Names are
+printed in --lang: zh (the class names) or en (garbage_classify_v2/names_en.json), by default the
+locale's. A failed input prints one line naming it and the reason; the others still run; the exit
+code is 1 if any failed (2 for bad flags or a model that cannot be loaded). Inputs that cannot be
+judged whatever the model (no such file, an unsupported URL) are told before the model is loaded.
 """
 
 import argparse
+import contextlib
 import csv
 import os
 import sys
 
-from tools.batch_predict import CSV_COLUMNS, DEFAULT_BATCH_SIZE, expand, run
+from tools.batch_predict import CSV_COLUMNS, DEFAULT_BATCH_SIZE, expand, problem, report, run
 from tools.contract import CROP_CHOICES, DEFAULT_CROPS, DEFAULT_MODEL, ModelFilesError
 from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from tools.images import MAX_PIXELS
 from tools.calibration import THRESHOLD_HELP
 from tools.inference import DEFAULT_TOP_K, Classifier
 from tools.model_source import add_model_arguments, resolve_model
+from tools.names import LANGS, NAMES_FILE, NamesFileError, default_lang, english_names
 from tools.quiet import import_keras_quietly
 
-PROMPT = "请输入图片的绝对路径或 URL: "
+#: The interactive prompt in each language (the original's is the Chinese one).
+PROMPT = {"zh": "请输入图片的绝对路径或 URL: ", "en": "Path or URL of a photo: "}
 
 
 def get_args_parser():
@@ -50,7 +56,19 @@ def get_args_parser():
     p.add_argument("--max_mpx", type=float, default=MAX_PIXELS / 1e6,
                    help="largest photo in megapixels decoded; larger ones are refused before decoding "
                         "(default: %(default)s)")
+    p.add_argument("--lang", choices=LANGS, default=None,
+                   help="language of the names printed: zh, the class names, or en, their English names from "
+                        f"{os.path.relpath(NAMES_FILE, os.path.dirname(os.path.abspath(__file__)))} (default: the "
+                        f"locale's, here {default_lang()})")
     return p
+
+
+def unquote(line):
+    """A path as typed or pasted at the prompt: surrounding quotes go ("Copy as path" on Windows adds "...")."""
+    line = line.strip()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'":
+        return line[1:-1].strip()
+    return line
 
 
 def main(args):
@@ -60,6 +78,39 @@ def main(args):
     if args.timeout <= 0 or args.max_mb <= 0 or args.max_mpx <= 0:
         print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
         return 2
+    if args.threshold is not None and not 0 <= args.threshold <= 1:  # None: the model's own (labels.json)
+        print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
+        return 2
+    lang = args.lang or default_lang()
+    try:
+        if lang == "en":
+            english_names()  # a broken names file is said now, not after the model has loaded
+    except NamesFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    items = expand(args.inputs)
+    if items and all(problem(item, kind) for item, kind in items):  # nothing to judge: no model needed
+        with csv_rows(args.csv) as writer:
+            for item, kind in items:
+                report(item, None, problem(item, kind), args.json, writer, lang)
+        return 1
+    return predict(args, items, lang)
+
+
+@contextlib.contextmanager
+def csv_rows(path):
+    """A csv.writer on `path` with CSV_COLUMNS written, closed afterwards; None without a path."""
+    if not path:
+        yield None
+        return
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        yield writer
+
+
+def predict(args, items, lang):
+    """Load the model, then judge `items` (or the prompt's lines when there are none); the exit code."""
     try:
         model_path = resolve_model(args.model, args.model_sha256)
         if os.path.isfile(model_path):  # else Classifier says so at once, before Keras' slow import
@@ -70,31 +121,28 @@ def main(args):
         print(f"error: {e}", file=sys.stderr)
         return 2
     options = dict(batch_size=args.batch_size, as_json=args.json, max_bytes=int(args.max_mb * 1024 * 1024),
-                   deadline=args.timeout)
-    csv_file = open(args.csv, "w", newline="", encoding="utf-8") if args.csv else None
-    writer = csv.writer(csv_file) if csv_file else None
-    if writer:
-        writer.writerow(CSV_COLUMNS)
+                   deadline=args.timeout, lang=lang)
+    with csv_rows(args.csv) as writer:
+        try:
+            return 1 if prompt_or_run(clf, items, writer, options) else 0
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
+
+
+def prompt_or_run(clf, items, writer, options):
+    """Judge `items`, or with none the paths and URLs typed at the prompt until EOF; how many failed."""
+    if items:
+        return run(clf, items, writer=writer, **options)
     failed = 0
-    try:
-        if args.inputs:
-            failed = run(clf, expand(args.inputs), writer=writer, **options)
-        else:
-            while True:
-                try:
-                    line = input(PROMPT).strip()
-                except EOFError:
-                    print()
-                    break
-                if line:
-                    failed += run(clf, expand([line]), writer=writer, **options)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        if csv_file:
-            csv_file.close()
-    return 1 if failed else 0
+    while True:
+        try:
+            line = unquote(input(PROMPT[options["lang"]]))
+        except EOFError:
+            print()
+            return failed
+        if line:
+            failed += run(clf, expand([line]), writer=writer, **options)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ also download the Huawei data set and check a data folder.
 
     python sample.py garbage_classify_v2/train_data_v2 garbage_small/train_data_v2 3000 --stratified
     python sample.py --download [--url URL] [--dest ./garbage_classify_v2] [--sha256 HASH]
-    python sample.py --check garbage_classify_v2/train_data_v2 [--out check_output]
+    python sample.py --check garbage_classify_v2/train_data_v2 [--out data_check/garbage_classify_v2]
 
 Each image travels with its label file (garbage_classify_v2 layout) or keeps its class folder
 (class-per-folder layout); the rule file is copied along. Files are hard-linked where the file
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from tools.data.check import check
+from tools.data.check import CHECK_ROOT, check, default_out_dir
 from tools.data.download import HUAWEI_URL, DownloadError, copy_rule_file, download, link_or_copy
 from tools.data.layout import DataError, load_dataset, stratified_split
 from tools.quiet import import_keras_quietly
@@ -39,7 +39,8 @@ def get_args_parser():
     g.add_argument("--sha256", default=None, help="expected hash of the zip (checked after the download)")
     g.add_argument("--check", metavar="DIR", help="check a labelled folder; exit 1 on errors")
     g.add_argument("--rule_file", default=None, help="with --check: rule file (default: in or beside DIR)")
-    g.add_argument("--out", default=None, help="with --check: where the manifest, report and chart go (default: DIR)")
+    g.add_argument("--out", default=None, help="with --check: where the manifest, report and chart go (default: "
+                                                "a folder named after DIR in ./" + CHECK_ROOT + ")")
     return p
 
 
@@ -65,7 +66,7 @@ def run_check(args):
         print(f"warning: {line}")
     for line in report["errors"]:
         print(f"error: {line}")
-    out = args.out or args.check
+    out = args.out or default_out_dir(args.check)
     print(f"{report['images']} images, {report['classes']} classes ({report['layout']} layout): "
           f"{len(report['errors'])} errors, {len(report['warnings'])} warnings; manifest sha256 "
           f"{report['manifest_sha256'][:16]}; report, manifest.csv and class_counts.png in {out}")

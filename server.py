@@ -11,14 +11,18 @@ keeps it to this computer.
 
 --production serves through waitress, which reads each whole request before a worker thread sees
 it: clients that stall or trickle bytes hold a connection, never a worker. Both servers close a
-connection that sends nothing for --timeout seconds (headers, body, idle keep-alive). waitress has
-no TLS: put a TLS proxy (Caddy, nginx) in front, or use the dev server's --cert/--key.
+connection that sends nothing for --timeout seconds, or whose request line and headers take more
+than --head_timeout seconds in all, or whose body averages less than --min_upload_rate KB/s (408
+JSON); they hold at most --max_connections connections (the dev server answers 503 beyond them).
+waitress has no TLS: put a TLS proxy (Caddy, nginx) in front, or use the dev server's --cert/--key.
 
-The model is loaded in the background when the app is created and warmed up before it answers;
-/healthz says 503 until then. A --model URL (labels.json beside it) is fetched into the Keras cache
-in that background load (tools/model_source.py); a cached copy is used offline. Photos arriving
-together are judged in one model call. Uploads are not written to disk unless --save_uploads DIR is
-given (then under generated names).
+The port is bound first (a port in use is refused at once) and the URLs printed (this computer's,
+and the one phones on the same network open); the model is loaded in the background and warmed up
+meanwhile: /healthz and /predict answer 503 with Retry-After until then, and a model that cannot
+be loaded stops the server with its error. A --model URL (labels.json beside it) is fetched into the
+Keras cache in that background load (tools/model_source.py); a cached copy is used offline. Photos
+arriving together are judged in one model call. Uploads are not written to disk unless
+--save_uploads DIR is given (then under generated names).
 
 --collect DIR closes the loop: /predict answers carry a capture_id, the page asks "Correct?" or
 "Wrong? Choose the right item", and /feedback writes the photo and its label into DIR in the
@@ -30,16 +34,20 @@ GARBAGE_MODEL_SHA256, GARBAGE_CROPS, GARBAGE_SAVE_UPLOADS, GARBAGE_COLLECT_DIR, 
 """
 
 import argparse
+import errno
 import os
+import socket
 import sys
+import threading
+import time
 
 from tools.calibration import THRESHOLD_HELP
 from tools.contract import CROP_CHOICES, ModelFilesError, load_labels
 from tools.model_source import add_model_arguments, is_model_url
-from tools.quiet import import_keras_quietly
 from tools.serving.app import DEFAULTS, create_app
 from tools.serving.feedback import CollectError, check_rule_file
-from tools.serving.http import READ_TIMEOUT, THREADS, make_server_for, serve_until_interrupted
+from tools.serving.http import (HEAD_TIMEOUT, MAX_CONNECTIONS, MIN_UPLOAD_RATE, READ_TIMEOUT, THREADS, Limits,
+                                allow_open_files, listen, make_server_for, serve_until_interrupted, stop, urls)
 from tools.serving.kiosk import CameraError
 
 
@@ -86,7 +94,27 @@ def get_args_parser():
                    help="seconds a connection may send nothing (while sending headers or body, or idle between "
                         "requests) before it is closed; a stalled upload gets 408 on the dev server "
                         "(default: %(default)s)")
+    p.add_argument("--head_timeout", type=float, default=HEAD_TIMEOUT,
+                   help="seconds the request line and headers may take in all, from their first byte: a client "
+                        "that trickles them gets 408 and is closed (default: %(default)s)")
+    p.add_argument("--min_upload_rate", type=float, default=MIN_UPLOAD_RATE / 1024,
+                   help="KB/s an upload must average, counted from --head_timeout seconds after its headers; a "
+                        "slower one gets 408 (default: %(default)s)")
+    p.add_argument("--max_connections", type=int, default=MAX_CONNECTIONS,
+                   help="connections held at once; beyond them the dev server answers 503, waitress waits to "
+                        "accept (default: %(default)s)")
     return p
+
+
+def _listen_error(e, host, port):
+    """What to tell the operator when the port cannot be bound."""
+    if e.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use (another server.py?): stop that program or choose another --port"
+    if e.errno == errno.EACCES:
+        return f"no permission to listen on port {port} (ports below 1024 need administrator rights): choose another --port"
+    if e.errno == errno.EADDRNOTAVAIL or isinstance(e, socket.gaierror):
+        return f"cannot listen on {host}: not an address of this computer (--host)"
+    return f"cannot listen on {host}:{port}: {e.strerror or e}"
 
 
 def main(args):
@@ -101,10 +129,11 @@ def main(args):
         print("error: --collect_max_mb must be above 0", file=sys.stderr)
         return 2
     if args.threshold is not None and not 0 <= args.threshold <= 1:
-        print(f"error: --threshold must be in 0..1, got {args.threshold}", file=sys.stderr)
+        print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
         return 2
-    if args.timeout <= 0 or args.threads < 1:
-        print("error: --timeout must be above 0 and --threads at least 1", file=sys.stderr)
+    if min(args.timeout, args.head_timeout, args.min_upload_rate) <= 0 or args.threads < 1 or args.max_connections < 1:
+        print("error: --timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "
+              "--max_connections at least 1", file=sys.stderr)
         return 2
     config = {"MODEL": args.model, "MODEL_SHA256": args.model_sha256, "CROPS": args.crops,
               "UNSURE_THRESHOLD": args.threshold,
@@ -124,26 +153,43 @@ def main(args):
             return 2
         except ModelFilesError:
             pass  # the model load says so
-    import_keras_quietly()  # before the model loader imports Keras: TensorFlow's start-up noise hidden
     try:
-        app = create_app(config)
+        sock = listen(args.host, args.port)  # first: a port in use is refused before anything loads
+    except OSError as e:
+        print(f"error: {_listen_error(e, args.host, args.port)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        app = create_app(config)  # the model loads in the background from here on
     except CameraError as e:
+        sock.close()
         print(f"error: {e}", file=sys.stderr)
         return 2
+    limits = allow_open_files(Limits(args.timeout, args.head_timeout, args.min_upload_rate * 1024,
+                                     args.max_connections))
+    server = make_server_for(app, sock, args.production, limits, args.threads, args.cert, args.key)
     holder = app.extensions["garbage_model"]
-    if not holder.wait():
-        print(f"error: {holder.detail}", file=sys.stderr)
-        return 2
-    server = make_server_for(app, args.host, args.port, args.production, args.threads, args.timeout,
-                             args.cert, args.key)
-    scheme = "https" if args.cert else "http"
     kind = "waitress" if args.production else "development server"
-    print(f"model ready ({len(holder.classifier.labels)} classes); {kind} listening on {args.host}:{args.port}"
-          + (" (every network interface; --host 127.0.0.1 for this computer only)" if args.host in ("0.0.0.0", "::") else "")
-          + f"; open {scheme}://localhost:{args.port}/"
-          + (f"; collecting corrected photos into {args.collect}" if args.collect else ""), flush=True)
+    where = ("every network interface (--host 127.0.0.1 for this computer only)"
+             if args.host in ("0.0.0.0", "::") else args.host)
+    print(f"{kind} listening on {where}, port {server.socket.getsockname()[1]}, "
+          f"at most {limits.connections} connections; loading the model {holder.model_name} ...", flush=True)
+    for who, url in urls(server.socket, "https" if args.cert else "http"):
+        print(f"  {who + ':':24s}{url}", flush=True)
+    failed = threading.Event()
+
+    def report_model():
+        if holder.wait():
+            print(f"model ready ({len(holder.classifier.labels)} classes) after {time.monotonic() - started:.1f} s"
+                  + (f"; collecting corrected photos into {args.collect}" if args.collect else ""), flush=True)
+        else:  # nothing to serve: stop with the reason
+            print(f"error: {holder.detail}", file=sys.stderr, flush=True)
+            failed.set()
+            stop(server, args.production)
+
+    threading.Thread(target=report_model, name="model-report", daemon=True).start()
     serve_until_interrupted(server, args.production)
-    return 0
+    return 2 if failed.is_set() else 0
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ With ImageNet weights training runs in two phases: (1) the backbone is frozen an
 (2) backbone stages from --unfreeze_from on are fine-tuned at a lower learning rate with
 BatchNormalization kept in inference mode. With --weights none the whole network trains from the
 first epoch under a warm-up + cosine schedule. Killing the process at any moment and rerunning the
-same command continues from the last finished epoch (a finished phase is not run again); --no_resume
-starts over. Outputs (see --output_dir): best.h5, labels.json, history.csv/png, report.json/txt,
+same command continues from the last saved epoch (SIGTERM and Ctrl-C save the last finished one first;
+a finished phase is not run again); --no_resume starts over. Outputs (see --output_dir): best.h5, labels.json, history.csv/png, report.json/txt,
 confusion_matrix.png, reliability.png (calibration), top_losses.png (the worst mistakes).
 """
 
@@ -24,9 +24,14 @@ from tools.contract import MODEL_FILE, OUTPUT_DIR
 from tools.model_source import add_model_arguments
 from tools.quiet import import_keras_quietly
 from tools.training.cache import CACHE_MODES
+from tools.training.config import TrainConfig
+from tools.training.interrupts import Interrupted
+from tools.training.state import finished_message, finished_run
 from tools.training.usage import UsageError, check_args
 
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
+#: Seconds between epoch backups (README "Training", "Interrupting is safe": why this figure).
+DEFAULT_BACKUP_EVERY = 300
 
 
 def get_args_parser(add_help=True):
@@ -74,6 +79,9 @@ def get_args_parser(add_help=True):
                    help="several devices: mirrored = all GPUs of this machine (TensorFlow), multiworker = "
                         "several machines via TF_CONFIG (TensorFlow), data_parallel = all devices (JAX) "
                         "(default: %(default)s)")
+    g.add_argument("--worker_timeout", type=float, default=300, metavar="SECONDS",
+                   help="--strategy multiworker: how long to wait for every worker to join at the start, and for "
+                        "the others in each step, before stopping with an error (default: %(default)s)")
     g.add_argument("--cpu_devices", type=int, default=0,
                    help="split the CPU into this many logical devices (to try --strategy without GPUs)")
     g.add_argument("--epochs", type=int, default=8,
@@ -102,6 +110,11 @@ def get_args_parser(add_help=True):
     g.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard logs (train and validation scalars, learning rate) to "
                         "OUTPUT_DIR/logs/: tensorboard --logdir output/logs")
+    g.add_argument("--backup_every", type=float, default=DEFAULT_BACKUP_EVERY, metavar="SECONDS",
+                   help="write the epoch backup a killed run resumes from when this many seconds have passed since "
+                        "the last one (0: after every epoch); also at each phase's end, and at once on SIGTERM or "
+                        "Ctrl-C. Writing happens in the background; a SIGKILL loses at most this much training "
+                        "plus the epoch under way (default: %(default)s)")
     g.add_argument("--no_resume", action="store_true",
                    help="start over even if a run was interrupted (by default a rerun of the same command "
                         "continues from the last finished epoch kept in OUTPUT_DIR/.backup)")
@@ -112,21 +125,32 @@ def main(args):
     if args.cpu_devices > 1 and os.environ.get("KERAS_BACKEND") == "jax":  # must precede importing jax
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={args.cpu_devices}").strip()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # our modules' INFO lines are the training log; other libraries' (TensorFlow's distribute notes) are not
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     logging.getLogger("tools").setLevel(logging.INFO)
     args.data_dir = args.data_dir or [DEFAULT_DATA_DIR]
     try:
         check_args(args)
+        config = TrainConfig.from_args(args)
+        finished = None if config.test_only or config.no_resume else finished_run(config.output_dir)
+        if finished:  # before Keras loads: the answer comes at once
+            print(finished_message(config.output_dir, finished))
+            return 0
         import_keras_quietly()
         # The runner imports Keras (and so TensorFlow): only now that import_keras_quietly has hidden its noise.
         from tools.training import run
 
-        return run.main(args)
+        return run.main(config)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        then = (f"epoch {e.saved} is saved: rerun the same command to continue from epoch {e.saved + 1}"
+                if e.saved else "no epoch of this phase had finished: rerun the same command to start it again")
+        print(f"stopped by {e}: {then}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to continue from the last finished epoch", file=sys.stderr)
+        print("interrupted: rerun the same command to continue from the last saved epoch", file=sys.stderr)
         return 130
 
 

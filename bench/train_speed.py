@@ -1,20 +1,25 @@
-"""Does train.py train at the speed of the model, or does the data path hold it back? One run measures:
+"""Does train.py train at the speed of the model, or do the data path and the saves hold it back? One run:
 
     python bench/train_speed.py                                  # 2 cores: 64 px, 40 TrashNet photos/class
+    python bench/train_speed.py --save_check_epochs 10           # + blocking time of the saves at 224 px
+    python bench/train_speed.py --host_path                      # + the null-model ceiling (bench/host_path.py)
     python bench/train_speed.py --baseline_root /tmp/old         # + the same train.py run of another checkout
     KERAS_BACKEND=jax python bench/train_speed.py --input_size 224 --per_class 0 --mixed_precision bfloat16 \\
-        --epochs 6 --threads 1,2,8,16                            # a GPU machine (see ../shared/gpu/README.md)
+        --batch_size 64 --epochs 6 --threads 1,2,8,16 --host_path # a GPU machine (bench/gpu_check.sh)
 
 1. the loader (tools/training/loader.py) in training mode, images/s per thread count, with a cold
    decode cache (every photo decoded) and a warm one (none decoded);
 2. the model's training step alone (the classifier behind the --augment block, compiled as
-   train.py compiles it) on synthetic uint8 batches, after warm-up: compilation is left out;
-3. train.py end to end on the photos: its steady images/s (the epochs after the first, which
-   compiles) and the whole run's figure it prints (compilation included).
-
-Headline: end-to-end / synthetic step (1.0 = the data path costs nothing); the warm loader / step
-ratio; with --baseline_root, this train.py's printed images/s / the other checkout's, same flags
-(only those both know), same photos, same machine, same run.
+   train.py compiles it) on synthetic uint8 batches, after warm-up, measured BEFORE and AFTER the
+   train.py run: a busy machine shows as the spread of the two, not as a finding;
+3. train.py end to end on the photos, and where each steady epoch's wall time went (its epoch clock,
+   OUTPUT_DIR/run.json): waiting for data, steps, validation, best.h5, the backup, history, the rest.
+   The headline: training images / the whole wall time of the steady epochs (validation and saves
+   included: what a user waits for) divided by the synthetic step rate of the same run;
+4. --save_check_epochs N: a 224 px run of N epochs with --backup_every 0 (a backup after every epoch,
+   the worst case) and one with the default: seconds per epoch the training thread spent saving;
+5. --host_path: bench/host_path.py, train.py's path with a model that costs nothing (its ceiling);
+6. --baseline_root: the same train.py run of another checkout (its whole-run wall time).
 """
 
 import argparse
@@ -22,7 +27,6 @@ import concurrent.futures
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +49,6 @@ from tools.training.loader import GarbageClassifySequence  # noqa: E402
 from tools.training.phases import compile_model  # noqa: E402
 
 TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
-IPS = re.compile(r"([0-9.]+) training images/s(?: \(([0-9.]+) after the first epoch)?")
 
 
 def get_args_parser():
@@ -55,11 +58,14 @@ def get_args_parser():
     p.add_argument("--per_class", type=int, default=40, help="photos per class, 0 = all (default: %(default)s)")
     p.add_argument("--input_size", type=int, default=64, help="(default: %(default)s)")
     p.add_argument("--batch_size", type=int, default=32, help="(default: %(default)s)")
-    p.add_argument("--augment", default="original", help="train.py --augment (default: %(default)s)")
+    p.add_argument("--augment", default="none", help="train.py --augment (default: %(default)s)")
     p.add_argument("--mixed_precision", default="off", help="train.py --mixed_precision (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=3, help="train.py epochs, >= 2 (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=6, help="train.py epochs, >= 2 (default: %(default)s)")
     p.add_argument("--threads", default=None, help="loader thread counts, e.g. 1,2,16 (default: 1, 2, cores)")
     p.add_argument("--steps", type=int, default=5, help="timed synthetic training steps (default: %(default)s)")
+    p.add_argument("--save_check_epochs", type=int, default=0,
+                   help="also time the saves in two 224 px runs of this many epochs, 36 photos (0: skip)")
+    p.add_argument("--host_path", action="store_true", help="also run bench/host_path.py (the null-model ceiling)")
     p.add_argument("--baseline_root", default=None,
                    help="another checkout (e.g. git archive of an older commit) whose train.py runs alike")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -127,22 +133,43 @@ def step_rate(num_classes, args):
     return args.batch_size * args.steps / (time.perf_counter() - start)
 
 
-def run_train(root, data_dir, args, extra):
-    """train.py of checkout `root` on `data_dir`: (printed images/s, steady images/s or None, wall s)."""
+def run_train(root, data_dir, args, extra, input_size=None, epochs=None):
+    """train.py of checkout `root` on `data_dir`: (wall s, its run.json or None, stdout)."""
     out = tempfile.mkdtemp(prefix="bench_train_speed_")
     cmd = [sys.executable, "train.py", "--data_dir", data_dir, "--weights", "none", "--input_size",
-           str(args.input_size), "--batch_size", str(args.batch_size), "--epochs", str(args.epochs),
+           str(input_size or args.input_size), "--batch_size", str(args.batch_size), "--epochs", str(epochs or args.epochs),
            "--patience", "1000", "--output_dir", out, "--no_resume", *extra]
     if args.mixed_precision != "off":
         cmd += ["--mixed_precision", args.mixed_precision]
     start = time.perf_counter()
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    m = IPS.search(r.stdout)
-    if r.returncode != 0 or not m:
+    if r.returncode != 0:
         raise SystemExit(f"error: train.py in {root} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
+    record = os.path.join(out, "run.json")
+    record = json.load(open(record, encoding="utf-8")) if os.path.exists(record) else None
     shutil.rmtree(out, ignore_errors=True)
-    return float(m.group(1)), float(m.group(2)) if m.group(2) else None, wall
+    return wall, record, r.stdout
+
+
+def epoch_table(epochs):
+    """Rows (name, seconds per steady epoch) of where the steady epochs' wall time went."""
+    n = len(epochs)
+    names = sorted({k for e in epochs for k in e["callbacks"]})
+    rows = [("whole epoch (wall)", sum(e["wall"] for e in epochs) / n),
+            ("  waiting for data", sum(e["data"] for e in epochs) / n),
+            ("  training steps", sum(e["steps"] for e in epochs) / n),
+            ("  validation", sum(e["validation"] for e in epochs) / n)]
+    rows += [(f"  callback: {k}", sum(e["callbacks"].get(k, 0.0) for e in epochs) / n) for k in names]
+    other = [e["wall"] - e["data"] - e["steps"] - e["validation"] - sum(e["callbacks"].values()) for e in epochs]
+    return rows + [("  other (Keras, progress bar)", sum(other) / n)]
+
+
+def saving_seconds(record):
+    """Seconds per epoch the training thread spent in best.h5's and the backup's callbacks (snapshots, queueing,
+    the wait for the writer at the end), over every epoch of the run."""
+    epochs = record["state"]["epochs"]
+    return sum(e["callbacks"].get("best.h5", 0.0) + e["callbacks"].get("backup", 0.0) for e in epochs) / len(epochs)
 
 
 def main(args):
@@ -154,6 +181,7 @@ def main(args):
         return 2
     cores = os.cpu_count() or 1
     threads = sorted({int(t) for t in args.threads.split(",")} if args.threads else {1, 2, cores})
+    figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, paths, labels, num_classes = subset(args.data_dir, args.per_class, tmp)
         print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, backend "
@@ -161,27 +189,57 @@ def main(args):
               f"batch {args.batch_size}, --augment {args.augment}, --mixed_precision {args.mixed_precision}",
               flush=True)
         loader = loader_rates(paths, labels, num_classes, args, threads)
-        step = step_rate(num_classes, args)
-        printed, steady, wall = run_train(ROOT, data_dir, args, ["--augment", args.augment, "--cache", "ram"])
+        step_before = step_rate(num_classes, args)
+        wall, record, _ = run_train(ROOT, data_dir, args, ["--augment", args.augment, "--cache", "ram"])
+        step_after = step_rate(num_classes, args)
+        steady = [e for e in record["state"]["epochs"] if not e["compiled"]]
+        images = sum(e["images"] for e in steady)
+        whole = images / sum(e["wall"] for e in steady)
+        in_steps = images / sum(e["steps"] for e in steady)
+        if args.save_check_epochs:
+            small = subset(args.data_dir, 6, os.path.join(tmp, "small"))[0]
+            for name, extra in (("every epoch", ["--backup_every", "0"]), ("default", [])):
+                _, rec, _ = run_train(ROOT, small, args, ["--augment", args.augment, "--cache", "ram", *extra],
+                                      input_size=224, epochs=args.save_check_epochs)
+                figures[f"saving_s_per_epoch_224px_backup_{name.replace(' ', '_')}"] = saving_seconds(rec)
+        if args.host_path:
+            host_json = os.path.join(tmp, "host.json")
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "host_path.py"), "--data_dir", args.data_dir,
+                            "--json", host_json], check=True)
+            figures["host_path"] = json.load(open(host_json))
         base = run_train(args.baseline_root, data_dir, args, []) if args.baseline_root else None
+    low, high = sorted((step_before, step_after))
     rows = [(f"loader, {w} thread(s), cold cache", cold) for w, (cold, _) in loader.items()]
     rows += [(f"loader, {w} thread(s), warm cache", warm) for w, (_, warm) in loader.items()]
-    rows += [("training step, synthetic uint8 batches, compiled", step),
-             (f"train.py end to end, epochs 2..{args.epochs} (steady)", steady or float("nan")),
-             (f"train.py end to end, whole run as printed ({wall:.0f} s wall)", printed)]
-    if base:
-        rows.append((f"baseline train.py ({args.baseline_root}), as printed ({base[2]:.0f} s wall)", base[0]))
-    print(f"\n{'what':<64} {'images/s':>9}")
+    rows += [("training step, synthetic uint8 batches, compiled: before train.py", step_before),
+             ("training step, synthetic uint8 batches, compiled: after train.py", step_after),
+             (f"train.py, steady epochs ({len(steady)}): training steps alone", in_steps),
+             (f"train.py, steady epochs ({len(steady)}): whole epochs (validation, saves)", whole)]
+    print(f"\n{'what':<72} {'images/s':>9}")
     for name, rate in rows:
-        print(f"{name:<64} {rate:>9.1f}")
-    warm_best = max(warm for _, warm in loader.values())
-    figures = {"end_to_end_over_step": (steady or float("nan")) / step, "warm_loader_over_step": warm_best / step,
-               "printed_over_baseline": printed / base[0] if base else None, "rows": rows}
-    print(f"\nend to end (steady) / synthetic step: {figures['end_to_end_over_step']:.2f}")
-    print(f"warm loader ({max(loader)} threads) / synthetic step: {figures['warm_loader_over_step']:.1f}x")
+        print(f"{name:<72} {rate:>9.1f}")
+    print(f"\nwhere a steady epoch's wall time goes (train.py's epoch clock, mean of {len(steady)} epochs):")
+    table = epoch_table(steady)
+    for name, seconds in table:
+        print(f"  {name:<40} {seconds:>7.3f} s  {100 * seconds / table[0][1]:>5.1f} %")
+    figures.update({"rows": rows, "epoch_table": table, "whole_over_step": [whole / high, whole / low],
+                    "steps_over_step": [in_steps / high, in_steps / low],
+                    "warm_loader_over_step": max(warm for _, warm in loader.values()) / high,
+                    "train_wall_s": wall})
+    print(f"\nheadline: train.py whole steady epochs / synthetic step = {whole / high:.2f} .. {whole / low:.2f} "
+          f"(step before {step_before:.1f}, after {step_after:.1f} images/s); its steps alone / synthetic step = "
+          f"{in_steps / high:.2f} .. {in_steps / low:.2f}")
+    print(f"warm loader ({max(loader)} threads) / synthetic step: {figures['warm_loader_over_step']:.0f}x")
+    for key in [k for k in figures if k.startswith("saving_s_per_epoch")]:
+        print(f"{key.replace('_', ' ')}: {figures[key]:.3f} s")
+    if "host_path" in figures:
+        h = figures["host_path"]
+        print(f"host path, null model ({h['photos']} photos, {h['input_size']} px, batch {h['batch_size']}): "
+              f"{h['images_per_s_whole_epochs']:.0f} images/s over whole steady epochs")
     if base:
-        print(f"this train.py / baseline train.py (printed images/s, compile included): "
-              f"{figures['printed_over_baseline']:.2f}x")
+        figures["baseline_wall_s"] = base[0]
+        print(f"whole train.py run, wall: this checkout {wall:.0f} s, {args.baseline_root} {base[0]:.0f} s "
+              f"({base[0] / wall:.2f}x)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=1)

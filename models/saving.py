@@ -6,6 +6,7 @@ every save, which here would repeat each epoch, so the warning is silenced for o
 """
 
 import contextlib
+import json
 import os
 
 
@@ -42,6 +43,23 @@ def replace_atomic(tmp, path):
         os.close(fd)
 
 
+#: In the name of every temporary file the training run writes besides best.h5's (backups, state, JSON):
+#: tools/training/resume.remove_stale_temp_files finds what a killed run left by it.
+TMP = ".tmp-"
+
+
+def write_json_atomic(path, obj):
+    """Write `obj` as JSON to `path` through a temporary file + replace_atomic: never a half-written file."""
+    tmp = f"{path}{TMP}{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, default=float, ensure_ascii=False)
+        replace_atomic(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 TEMP_GLOB = ".*.tmp.h5"  # save_model_atomic's temporary files, left behind only by a killed process
 
 
@@ -67,6 +85,19 @@ def save_model_atomic(model, path):
     try:
         with _quiet_absl():
             model.save(tmp, include_optimizer=False)
+        replace_atomic(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_weights_atomic(model, path):
+    """model.save_weights to `path` (*.weights.h5) through a temporary file + replace_atomic."""
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, name.replace(".weights.h5", f"{TMP}{os.getpid()}.weights.h5"))
+    try:
+        model.save_weights(tmp)
         replace_atomic(tmp, path)
     finally:
         if os.path.exists(tmp):

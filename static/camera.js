@@ -1,5 +1,6 @@
 // Camera page: live preview with getUserMedia, capture a frame to a canvas (at most 1280 px, see
-// shrink.js), post it as JPEG. Browsers allow the camera only on secure origins (https, localhost):
+// shrink.js), post it as JPEG. The canvas stays on show under the answer: the frame that was judged,
+// still while the preview moves on, until the next capture draws the next one. Browsers allow the camera only on secure origins (https, localhost):
 // on a phone that opened http://<laptop>:10086/ the page says so and links to the upload page,
 // whose file input opens the phone camera without https.
 "use strict";
@@ -51,6 +52,7 @@ captureButton.addEventListener("click", async () => {
   captureButton.disabled = true;
   const canvas = document.getElementById("snapshot");
   const blob = await drawAsJpeg(video, video.videoWidth, video.videoHeight, canvas);
+  document.getElementById("judged").hidden = false;
   if (blob) await classify(blob, "snapshot.jpg");
   else showError("canvas.toBlob");
   captureButton.disabled = false;

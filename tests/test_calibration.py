@@ -145,7 +145,7 @@ def test_the_server_and_its_classifier_apply_the_stored_temperature_and_threshol
 
 def test_server_refuses_a_threshold_outside_0_to_1(cli, tiny_model):
     r = cli("server.py", "--model", tiny_model, "--threshold", "5")
-    assert r.returncode == 2 and r.stderr.strip() == "error: --threshold must be in 0..1, got 5.0"
+    assert r.returncode == 2 and r.stderr.strip() == "error: --threshold is a probability, from 0 to 1, not 5"
 
 
 def test_train_refuses_a_target_accuracy_outside_0_to_1(cli, tiny_data, tmp_path):

@@ -26,10 +26,45 @@ def _bytes(img, fmt="JPEG", **kw):
 
 
 # ----------------------------------------------------------------- preprocessing and decoding
+def _every_pixel_value():
+    """(128, 32, 32, 3) uint8 RGB crops holding every pair of values 0..255 in every pair of channels."""
+    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    a, b = a.ravel(), b.ravel()
+    return np.concatenate([np.stack([a, b, a], -1), np.stack([b, a, b], -1)]).astype(np.uint8).reshape(-1, 32, 32, 3)
+
+
 def test_preprocessing_equals_keras_resnet50_preprocess_input():
-    x = np.random.default_rng(0).integers(0, 256, size=(3, 8, 9, 3)).astype("float32")
-    expected = keras.applications.resnet50.preprocess_input(x.copy())
-    np.testing.assert_allclose(preprocess_input(x.astype(np.uint8)), np.asarray(expected), atol=1e-4)
+    x = _every_pixel_value()
+    expected = keras.applications.resnet50.preprocess_input(x.astype("float32"))
+    np.testing.assert_array_equal(preprocess_input(x), np.asarray(expected))  # bit for bit
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_the_models_preprocessing_stays_exact_under_mixed_precision(policy):
+    """The classifier's input layers (models.classifier.pixel_preprocessing) keep float32 under a
+    mixed-precision policy, while the layer after them computes in float16/bfloat16, and give
+    preprocess_input's values (so keras.applications') bit for bit for every pixel value. And the channel
+    swap computed in that low precision itself, as TF32/bfloat16 matrix units compute, is exact too: it
+    moves whole numbers 0..255. (Run on the CPU: what a GPU's matrix units add is not tested here.)"""
+    from models.classifier import PREPROCESS_PREFIX, pixel_preprocessing
+
+    low = policy.split("_")[1]
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        pixels = keras.Input((32, 32, 3), dtype="uint8")
+        model = keras.Model(pixels, keras.layers.Conv2D(4, 3, name="next")(pixel_preprocessing(pixels)))
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    fixed = [layer for layer in model.layers if layer.name.startswith(PREPROCESS_PREFIX)]
+    assert len(fixed) == 3 and all(layer.compute_dtype == "float32" for layer in fixed)
+    assert model.get_layer("next").compute_dtype == low
+    x = _every_pixel_value()
+    preprocessed = keras.Model(pixels, fixed[-1].output)(x)
+    assert keras.backend.standardize_dtype(preprocessed.dtype) == "float32"
+    np.testing.assert_array_equal(np.asarray(preprocessed), preprocess_input(x))
+    swap = keras.ops.conv(keras.ops.cast(x, low), keras.ops.cast(model.get_layer(PREPROCESS_PREFIX + "bgr").kernel, low))
+    np.testing.assert_array_equal(np.asarray(keras.ops.cast(swap, "float32")), x[..., ::-1].astype(np.float32))
 
 
 def test_exif_orientation_is_applied():
@@ -141,10 +176,39 @@ def test_sequence_batches_shapes_dtypes_and_labels(tiny_data):
     assert y.shape == (10, 4) and y.dtype == np.float32 and np.allclose(y.sum(axis=1), 1)
     assert np.isclose(y.max(), 1 - 0.005 + 0.005 / 4) and np.isclose(y.min(), 0.005 / 4)
     assert np.array_equal(y.argmax(axis=1), ds.labels[seq.order[:10]])
-    assert seq[4][0].shape[0] == 48 - 40
+    x, y = seq[4]  # the last batch is filled up with the epoch's first images: one shape, one compiled step
+    assert x.shape == (10, 32, 32, 3)
+    assert np.array_equal(y.argmax(axis=1), ds.labels[np.concatenate([seq.order[40:], seq.order[:2]])])
     assert np.array_equal(smooth_labels([1], 3, 0.0), [[0, 1, 0]])
     with pytest.raises(IndexError, match="0..4"):
         seq[5]
+    few = GarbageClassifySequence(ds.paths[:3], ds.labels[:3], 4, batch_size=8, input_size=32, training=True)
+    assert len(few) == 1 and few[0][0].shape[0] == 8  # fewer images than a batch: each seen two or three times
+
+
+def test_validation_pads_its_last_batch_and_weighs_the_padding_zero(tiny_data):
+    """48 images in batches of 20: 20, 20, 8 real + 12 padding of weight 0; the real ones weigh 60/48, so Keras'
+    averages over the padded epoch (loss, accuracy) are the real images' means, exactly."""
+    import keras
+
+    ds = load_dataset(tiny_data)
+    v = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=20, input_size=32, training=False)
+    assert len(v) == 3 and v.count == 48
+    x, y, w = v[2]
+    assert x.shape == (20, 32, 32, 3) and y.shape == (20, 4) and w.shape == (20,)
+    np.testing.assert_array_equal(w, [60 / 48] * 8 + [0] * 12)
+    assert (v[0][2] == 60 / 48).all()
+    np.testing.assert_array_equal(x[8:], np.repeat(x[7:8], 12, axis=0))
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((32, 32, 3), dtype="uint8"), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", weighted_metrics=["accuracy"])
+    padded = model.evaluate(v, return_dict=True, verbose=0)
+    xs, ys = np.concatenate([v[i][0] for i in range(3)])[:48], np.concatenate([v[i][1] for i in range(3)])[:48]
+    exact = model.evaluate(xs, ys, batch_size=48, return_dict=True, verbose=0)
+    assert padded["loss"] == pytest.approx(exact["loss"], rel=1e-5)
+    assert padded["accuracy"] == pytest.approx(exact["accuracy"], abs=1e-6)
+    assert model.predict(v, verbose=0)[:v.count].shape == (48, 4)
 
 
 def test_same_seed_same_batches_whatever_the_workers_and_the_cache(tiny_data):
@@ -239,8 +303,8 @@ def test_unreadable_image_is_replaced_and_warned_once(tmp_path, caplog, monkeypa
     real = decoded.decode_square
     monkeypatch.setattr(decoded, "decode_square", lambda p, s: calls.append(p) or real(p, s))
     with caplog.at_level(logging.WARNING):
-        x1, y1 = seq[0]
-        x2, _ = seq[0]
+        x1, y1, _ = seq[0]
+        x2, _, _ = seq[0]
     assert x1.shape == (8, 32, 32, 3) and x1.dtype == np.uint8
     np.testing.assert_array_equal(x1[0], x1[1])  # img_0 replaced by the next readable image, img_1
     assert y1[0].argmax() == ds.labels[1]
@@ -260,7 +324,7 @@ def test_cache_must_match_the_sequence(tiny_data):
 
 def test_data_flow_prints_counts_and_splits(tiny_data):
     lines = []
-    train, val, ds = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
+    train, val, ds, report = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
     assert len(train.paths) == 36 and len(val.paths) == 12
     assert train.training and not val.training
     assert "48 images in 4 classes" in lines[0] and "可回收物/易拉罐" in lines[0]
@@ -271,13 +335,13 @@ def test_data_flow_prints_counts_and_splits(tiny_data):
 
 def test_data_flow_cache_choices(tiny_data, tmp_path):
     lines = []
-    train, val, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
+    train, val, _, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
                               cache="disk", cache_dir=str(tmp_path / "cache"))
     assert train.cache.kind == "disk" and val.cache.kind == "disk" and train.cache.file != val.cache.file
     assert sorted(os.path.basename(p).split("_")[0] for p in (train.cache.file, val.cache.file)) == ["train", "val"]
     x, _ = train[0]
     assert x.dtype == np.uint8 and train.cache.misses == 4
-    train, val, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
+    train, val, _, _ = data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append,
                               cache="none")
     assert train.cache is None and val.cache is None
     with pytest.raises(ValueError, match="cache"):
@@ -305,3 +369,22 @@ def test_heic_and_avif_photos_decode_like_the_original(fmt, ext, tmp_path):
     assert is_image_file(f"x{ext.upper()}")
     ds = load_dataset(str(tmp_path))
     assert sum(p.endswith(ext) for p in ds.paths) == 1 and len(ds.paths) == 5
+
+
+def test_workers_of_a_multi_machine_run_each_load_their_share_in_equal_steps(tiny_data):
+    """--strategy multiworker: worker i of n takes every n-th photo of the split, all in the same number of
+    batches, and the validation weights are those of the whole set, so the metrics the workers sum are exact."""
+    lines = []
+    whole = data_flow(tiny_data, batch_size=5, input_size=32, val_split=0.25, print_fn=lines.append)
+    shards = [data_flow(tiny_data, batch_size=5, input_size=32, val_split=0.25, print_fn=lines.append, shard=(i, 3))
+              for i in range(3)]
+    assert sorted(p for s in shards for p in s.train.paths) == sorted(whole.train.paths)  # 36 = 12 + 12 + 12
+    assert sorted(p for s in shards for p in s.val.paths) == sorted(whole.val.paths)  # 12 = 4 + 4 + 4
+    assert {len(s.train) for s in shards} == {3} and {len(s.val) for s in shards} == {1}
+    assert any("worker 1 of 3: 12 of 36 training photos and 4 of 12 validation photos" in line for line in lines)
+    real = sum(float(s.val[0][2].sum()) for s in shards)
+    assert real == pytest.approx(3 * 5)  # 12 real images weigh 15/12 each: the padded total
+    assert shards[0].report.count == 12 and whole.report is whole.val
+    odd = [data_flow(tiny_data, batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append, shard=(i, 5))
+           for i in range(5)]  # 36 photos over 5 workers: 8, 7, 7, 7, 7, yet 2 batches each
+    assert [len(s.train.paths) for s in odd] == [8, 7, 7, 7, 7] and {len(s.train) for s in odd} == {2}

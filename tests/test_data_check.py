@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 
+from conftest import ROOT
 from support.datagen import make_image, make_txt_dataset
 
 
@@ -91,15 +92,24 @@ def test_check_reports_every_kind_of_problem(tmp_path, cli):
     assert os.path.getsize(out / "class_counts.png") > 5000
 
 
-def test_manifest_hash_identifies_the_copy(tmp_path, cli):
-    data = make_txt_dataset(str(tmp_path), per_class=3, num_classes=2)
-    first = cli("sample.py", "--check", data, "--out", tmp_path / "a")
+def test_manifest_hash_identifies_the_copy_and_the_check_writes_beside_not_into_the_data(tmp_path, cli):
+    data = make_txt_dataset(str(tmp_path / "my_set"), per_class=3, num_classes=2)
+    before = sorted(os.listdir(data))
+    here = tmp_path / "here"
+    here.mkdir()
+    sample = os.path.join(ROOT, "sample.py")
+    first = cli(sample, "--check", data, cwd=here)  # by default: ./data_check/<the data set's name>
+    default = here / "data_check" / "my_set"
+    assert f"in {os.path.join('data_check', 'my_set')}" in first.stdout, first.stdout
+    assert sorted(os.listdir(default)) == ["check_report.json", "class_counts.png", "manifest.csv"]
+    assert sorted(os.listdir(data)) == before  # nothing written into the data folder
     second = cli("sample.py", "--check", data, "--out", tmp_path / "b")
     h = lambda out: json.load(open(out / "check_report.json"))["manifest_sha256"]
-    assert first.returncode == second.returncode == 0 and h(tmp_path / "a") == h(tmp_path / "b")
+    assert first.returncode == second.returncode == 0 and h(default) == h(tmp_path / "b")
     make_image(1, np.random.default_rng(9), (80, 60)).save(os.path.join(data, "img_0.jpg"))
-    cli("sample.py", "--check", data, "--out", tmp_path / "c")
-    assert h(tmp_path / "c") != h(tmp_path / "a")
+    third = cli(sample, "--check", data, cwd=here)
+    assert h(default) != h(tmp_path / "b")
+    assert "0 warnings" in third.stdout, third.stdout  # the first check left nothing for it to warn about
 
 
 def test_check_on_real_photos(trashnet_dir, tmp_path, cli):

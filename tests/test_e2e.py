@@ -6,6 +6,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ def server_proc(tiny_model):
     """python server.py (the dev server); the process, with .url."""
     port = free_port()
     proc = start([sys.executable, "server.py", "--model", tiny_model, "--host", "127.0.0.1", "--port", str(port),
-                  "--crops", "5", "--threshold", "0.999"], port)  # an untrained model is never that sure
+                  "--crops", "5", "--threshold", "0.999"], port)  # the test model is never that sure
     proc.url = f"http://127.0.0.1:{port}"
     yield proc
     stop(proc)
@@ -98,47 +99,99 @@ def watch_csp(page):
     return violations
 
 
+#: The bins' colours in static/style.css, as the browser computes them.
+BIN_COLOURS = {"可回收物": "rgb(21, 101, 192)", "有害垃圾": "rgb(198, 40, 40)", "厨余垃圾": "rgb(46, 125, 50)",
+               "其他垃圾": "rgb(97, 97, 97)"}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def box(page, selector):
+    """The bounding box of `selector` in the viewport: {x, y, width, height, bottom, right}."""
+    return page.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect(); return {x: r.left, y: r.top, "
+                                           "width: r.width, height: r.height, bottom: r.bottom, right: r.right}; }")
+
+
+def check_bars(page, answer, lang):
+    """Each top-k bar in its bin's colour, with the bin named in `lang`."""
+    from tools.names import bin_name
+
+    bars = page.eval_on_selector_all("#result .bars li", "ls => ls.map((l) => ({bin: l.dataset.bin, "
+                                     "named: l.querySelector('.bar-bin').textContent, "
+                                     "colour: getComputedStyle(l.querySelector('.bar')).backgroundColor}))")
+    assert [b["bin"] for b in bars] == [a["category"] for a in answer["top_k"]]
+    assert [b["named"] for b in bars] == [bin_name(a["category"], lang) for a in answer["top_k"]]
+    assert [b["colour"] for b in bars] == [BIN_COLOURS[a["category"]] for a in answer["top_k"]]
+
+
 def test_camera_page_captures_and_shows_the_answer(server, browser, tiny_model):
+    """1280x800: the answer beside the preview, the most probable bin first when unsure, the top k
+    in their bins' colours, all on the screen, and the judged frame frozen under the answer."""
+    from tools.names import bin_name, item_name
+
     os.makedirs(ARTIFACTS, exist_ok=True)
-    page = browser.new_page(locale="zh-CN")
+    page = browser.new_page(locale="zh-CN", viewport=DESKTOP)
     violations = watch_csp(page)
     response = page.goto(server + "/")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]  # the strict policy is on
     page.wait_for_selector("#capture:enabled", timeout=30000)
     page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
-    page.click("#capture")
+    with page.expect_response("**/predict") as predicted:
+        page.click("#capture")
+    answer = predicted.value.json()
     page.wait_for_selector("#result .card", timeout=60000)
     card = page.inner_text("#result")
     item_names = [name.split("/", 1)[1] for name in _labels(tiny_model)]
-    assert any(name in card for name in item_names), card
+    assert item_names[1] in card, card  # the camera films a photo of class 1
     assert "%" in card and page.locator("#result .bars li").count() == 4
-    assert "不太确定" in page.inner_text("#result .unsure")  # "not sure" with alternatives
-    label = int(page.get_attribute("#result .card", "data-label"))
-    bin_name = _labels(tiny_model)[label].split("/")[0]
-    assert page.locator(f"#result .bin-{bin_name}").count() == 1  # shown in its bin colour
+    assert answer["unsure"] and "不太确定" in page.inner_text("#result .unsure")  # "not sure" with the items
+    bin_, p = max(answer["bins"].items(), key=lambda kv: kv[1])  # leads with the most probable bin
+    lead = page.locator("#result .card .answer > :first-child")
+    assert lead.get_attribute("data-bin") == bin_ and lead.inner_text() == f"投放到: {bin_} · {p * 100:.1f}%"
+    assert page.eval_on_selector("#result .bin-lead", "e => getComputedStyle(e).backgroundColor") == BIN_COLOURS[bin_]
+    check_bars(page, answer, "zh")
+    preview, shown, bars = box(page, "#preview"), box(page, "#result .card"), box(page, "#result .bars")
+    assert shown["x"] >= preview["right"] and shown["y"] < preview["bottom"], (preview, shown)  # beside it
+    assert 0 <= shown["y"] and bars["bottom"] <= DESKTOP["height"], (shown, bars)  # the top 5 on the screen
+    judged = box(page, "#judged canvas")
+    assert page.is_visible("#judged") and judged["y"] >= shown["bottom"] and judged["x"] >= preview["right"]
+    frozen = "document.getElementById('snapshot').toDataURL()"
+    still = page.evaluate(frozen)
+    assert page.evaluate("[document.getElementById('snapshot').width, document.getElementById('snapshot').height]") \
+        == [640, 480]  # the camera's frame
+    page.wait_for_function("document.getElementById('preview').currentTime > 0.5")  # the preview moves on...
+    assert page.evaluate(frozen) == still  # ...the judged frame does not
+    assert int(page.get_attribute("#result .card", "data-label")) == 1  # the photo of class 1
     page.screenshot(path=os.path.join(ARTIFACTS, "camera_page.png"), full_page=True)
-    page.click("#lang")  # the English UI
-    assert "Bin" in page.inner_text("#result") and page.inner_text("#capture") == "Capture & classify"
+    page.click("#lang")  # the English UI, with English names
+    assert page.inner_text("#capture") == "Capture & classify"
+    assert page.inner_text("#result .bin-lead") == f"Bin: {bin_name(bin_, 'en')} ({bin_}) · {p * 100:.1f}%"
+    assert item_name(answer["name"], "en") in page.inner_text("#result .unsure")
+    check_bars(page, answer, "en")
     page.screenshot(path=os.path.join(ARTIFACTS, "camera_page_en.png"), full_page=True)
     page.close()
     assert violations == []
 
 
 def test_upload_page_shows_the_answer(server, browser, tiny_model, tmp_path):
+    from tools.names import item_name
+
     photo = tmp_path / "can.jpg"
     make_image(0, np.random.default_rng(8), (500, 400)).save(photo)
-    page = browser.new_page(locale="en-US")
+    page = browser.new_page(locale="en-US", viewport=DESKTOP)
     violations = watch_csp(page)
     response = page.goto(server + "/upload")
     assert "img-src 'self' blob:" in response.headers["content-security-policy"]
     assert page.inner_text("#drop label") == "Choose a photo"  # browser language picks the UI language
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#result .card", timeout=60000)
-    text = page.inner_text("#result")
-    assert any(name.split("/", 1)[1] in text for name in _labels(tiny_model))
     expected = requests.post(server + "/predict", files={"file": photo.read_bytes()}).json()
-    assert int(page.get_attribute("#result .card", "data-label")) == expected["label"]
+    assert int(page.get_attribute("#result .card", "data-label")) == expected["label"] == 0  # a photo of class 0
+    names = page.eval_on_selector_all("#result .bar-name", "ns => ns.map((n) => n.firstChild.textContent)")
+    assert names == [item_name(a["name"], "en") for a in expected["top_k"]]  # English names, not Chinese ones
+    check_bars(page, expected, "en")
     page.wait_for_function("document.getElementById('chosen').naturalWidth > 0")  # the blob: preview loaded
+    chosen, shown = box(page, "#chosen"), box(page, "#result .card")
+    assert shown["x"] >= chosen["right"] and shown["y"] < chosen["bottom"], (chosen, shown)  # beside it
     page.screenshot(path=os.path.join(ARTIFACTS, "upload_page.png"), full_page=True)
     page.close()
     assert violations == []
@@ -165,6 +218,7 @@ def test_concurrent_clients_all_get_the_single_request_answer(server_proc):
     make_image(3, np.random.default_rng(5), (640, 480)).save(buf, "JPEG", quality=90)
     data = buf.getvalue()
     reference = requests.post(server + "/predict", files={"file": ("p.jpg", data)}).json()
+    assert reference["label"] == 3
 
     def clients(photo, per_client):
         def client(_):
@@ -201,7 +255,8 @@ def production(tiny_model):
     """The README's production line, python server.py --production (waitress); the process, with .url."""
     port = free_port()
     proc = start([sys.executable, "server.py", "--production", "--model", tiny_model, "--host", "127.0.0.1",
-                  "--port", str(port), "--crops", "1", "--threads", "4", "--timeout", "4"], port)
+                  "--port", str(port), "--crops", "1", "--threads", "4", "--timeout", "4", "--head_timeout", "2",
+                  "--min_upload_rate", "1"], port)
     proc.url = f"http://127.0.0.1:{port}"
     proc.port = port
     yield proc
@@ -224,64 +279,79 @@ def test_production_line_serves_photos_without_versions_or_html(production):
     photo = image_bytes(0, (200, 150), fmt="PNG")
     answers = [requests.post(production.url + "/predict", files={"file": photo}, timeout=60) for _ in range(4)]
     assert all(r.status_code == 200 for r in answers)
-    assert len({r.json()["label"] for r in answers}) == 1
+    assert {r.json()["label"] for r in answers} == {0}  # a photo of class 0
     page = requests.get(production.url + "/", timeout=10)
     for r in (answers[0], page):
         assert r.headers["Server"] == SERVER_NAME  # waitress's ident, no version
         assert all(r.headers[name] == value for name, value in SECURITY_HEADERS.items())
-    # what waitress answers itself: plain text (not HTML), no version
+    # what waitress answers itself: the app's JSON errors, with the security headers, no version
     bad_length = raw_exchange(production.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n")
     head, _, body = bad_length.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400") and b"Content-Type: text/plain" in head, bad_length[:300]
-    assert b"Content-Length is invalid" in body and b"<html" not in body.lower()
+    assert head.startswith(b"HTTP/1.1 400") and b"Content-Type: application/json" in head, bad_length[:300]
+    assert json.loads(body) == {"error": "Bad Request: Content-Length is invalid"}
     assert f"Server: {SERVER_NAME}".encode() in head and b"waitress" not in bad_length
     # a body over the limit (10 MB) is refused from its Content-Length, before a byte of it is read
     start_time = time.time()
     too_big = raw_exchange(production.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                            b"Content-Length: %d\r\n\r\n" % (11 * 1024 * 1024))
-    assert too_big.startswith(b"HTTP/1.1 413") and time.time() - start_time < 3
+    head, _, body = too_big.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and time.time() - start_time < 3
+    assert json.loads(body) == {"error": "file too large: the limit is 10 MB"}
+    for answer in (bad_length, too_big):
+        assert all(f"\r\n{name}: {value}\r\n".encode() in answer for name, value in SECURITY_HEADERS.items())
 
 
-def test_production_line_answers_photos_while_50_connections_stall(production):
-    """Clients that send headers and a few body bytes, then stall or trickle, hold no worker thread;
-    a silent connection is closed after --timeout (4 s here); bodies are kept in memory."""
+def test_production_line_answers_photos_while_50_clients_stall_or_trickle(production):
+    """Clients that stall or trickle hold no worker thread, and each is closed at its limit: 10 silent
+    ones after --timeout (4 s), 20 that trickle their headers a byte every 0.5 s at --head_timeout
+    (2 s), 20 that trickle a body at 2 B/s (under --min_upload_rate 1 KB/s) 2 s after their headers;
+    bodies are kept in memory."""
+    from support.hostile import trickle
+
     port = production.port
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
-    stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
-    for i, s in enumerate(stalled):
-        s.sendall(head[:40] if i < 10 else head + b"\xff\xd8\xff" + b"x" * 7)  # stall in the headers or the body
-    big = socket.create_connection(("127.0.0.1", port))  # 2 MB of a 3 MB body, then a trickle
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+    for i, s in enumerate(silent):
+        s.sendall(head[:40] if i < 5 else head + b"\xff\xd8\xff" + b"x" * 7)  # stall in the headers or the body
+    big = socket.create_connection(("127.0.0.1", port))  # 2 MB of a 3 MB body, then a trickle: held, in memory
     big.sendall(head.replace(b"100000", b"3000000") + os.urandom(2 * 1024 * 1024))
-    trickling = stalled[25:] + [big]  # these send a byte every half second: never silent for long
-    stop_trickling = threading.Event()
+    stop_big = threading.Event()
 
-    def trickle():
-        while not stop_trickling.wait(0.5):
-            for s in trickling:
-                s.send(b"x")
+    def trickle_big():
+        while not stop_big.wait(0.5):
+            big.send(b"x")
 
-    trickler = threading.Thread(target=trickle, daemon=True)
-    trickler.start()
-    try:
-        time.sleep(0.5)
-        photo = image_bytes(2, (640, 480), seed=3)
-        for _ in range(20):
-            start_time = time.time()
-            r = requests.post(production.url + "/predict", files={"file": photo}, timeout=30)
-            assert r.status_code == 200 and time.time() - start_time < 2, (r.status_code, time.time() - start_time)
-        assert all(is_open(s) for s in trickling)  # they were held open all along
-        fds = f"/proc/{production.pid}/fd"
-        log = os.readlink(f"{fds}/1")  # the server's output goes to a temporary file (tests/servers.py)
-        files = [os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)]
-        assert not [path for path in files if "(deleted)" in path and path != log], files  # no spooled body
-    finally:
-        stop_trickling.set()
-        trickler.join()
-    deadline = time.time() + 15  # silent for --timeout, then closed at the next clean-up
-    while time.time() < deadline and any(is_open(s) for s in stalled + [big]):
+    big_trickle = threading.Thread(target=trickle_big, daemon=True)
+    big_trickle.start()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        heads = pool.submit(trickle, port, 20, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100, 0.5, 10)
+        bodies = pool.submit(trickle, port, 20, b"x" * 100, 0.5, 10, burst=head)
+        try:
+            time.sleep(0.5)
+            photo = image_bytes(2, (640, 480), seed=3)
+            for _ in range(20):
+                start_time = time.time()
+                r = requests.post(production.url + "/predict", files={"file": photo}, timeout=30)
+                assert r.status_code == 200 and time.time() - start_time < 2, (r.status_code, time.time() - start_time)
+            assert is_open(big)  # 2 MB at once earned it 2,000 s at 1 KB/s
+            fds = f"/proc/{production.pid}/fd"
+            log = os.readlink(f"{fds}/1")  # the server's output goes to a temporary file (tests/servers.py)
+            files = [os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)]
+            assert not [path for path in files if "(deleted)" in path and path != log], files  # no spooled body
+        finally:
+            stop_big.set()
+            big_trickle.join()
+            big.close()
+        for (closed_after, raw), limit in [(r, "request head too slow") for r in heads.result()] + \
+                                          [(r, "upload too slow") for r in bodies.result()]:
+            answer_head, _, body = raw.partition(b"\r\n\r\n")
+            assert answer_head.startswith(b"HTTP/1.1 408") and limit in json.loads(body)["error"], raw[:300]
+            assert closed_after is not None and 1.9 < closed_after < 4, closed_after  # before --timeout: not silence
+    deadline = time.time() + 10  # silent for --timeout, then closed at the next check
+    while time.time() < deadline and any(is_open(s) for s in silent):
         time.sleep(0.25)
-    assert not any(is_open(s) for s in stalled + [big])
-    for s in stalled + [big]:
+    assert not any(is_open(s) for s in silent)
+    for s in silent:
         s.close()
 
 
@@ -318,7 +388,7 @@ def test_server_camera_kiosk_mode_with_a_video_source(tiny_model, tmp_path):
     holder.ready.wait(120)
     client = app.test_client()
     r = client.post("/shot_photo")
-    assert r.status_code == 200 and "label" in r.json
+    assert r.status_code == 200 and r.json["label"] == 2  # the video films photos of class 2
     stream = client.get("/video_feed", buffered=False)
     assert stream.mimetype == "multipart/x-mixed-replace"
     first = next(iter(stream.response))
@@ -330,3 +400,51 @@ def test_server_camera_kiosk_mode_with_a_video_source(tiny_model, tmp_path):
 def test_unopenable_server_camera_is_one_line_exit_2(cli, tiny_model):
     r = cli("server.py", "--model", tiny_model, "--server_camera", "/dev/no_such_camera", "--port", str(free_port()))
     assert r.returncode == 2 and "cannot open server camera" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("production", [False, True], ids=["dev", "production"])
+def test_server_listens_first_prints_its_urls_and_answers_503_while_the_model_loads(production, tmp_path):
+    """The model's URL never answers (a socket that accepts and says nothing), so the model stays
+    loading: the server must already listen, have printed where, and answer 503 + Retry-After."""
+    from tools.serving.http import lan_address
+
+    with socket.create_server(("127.0.0.1", 0)) as never_answers:
+        port = free_port()
+        log = tmp_path / "server.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "server.py", "--model", f"http://127.0.0.1:{never_answers.getsockname()[1]}/best.h5",
+                 "--host", "0.0.0.0", "--port", str(port)] + (["--production"] if production else []),
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                env=dict(os.environ, KERAS_HOME=str(tmp_path / "keras")))
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and "this computer" not in log.read_text() and proc.poll() is None:
+                time.sleep(0.1)
+            lines = log.read_text().splitlines()
+            kind = "waitress" if production else "development server"
+            assert lines[0].startswith(f"{kind} listening on every network interface"), lines
+            assert "loading the model best.h5" in lines[0]
+            lan = lan_address()
+            expected = [f"this computer: http://localhost:{port}/"]
+            expected += [] if lan is None else [f"phones on this network: http://{lan}:{port}/upload"]
+            assert [" ".join(line.split()) for line in lines[1:]] == expected, lines
+            health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert health.status_code == 503 and health.json()["status"] == "loading"
+            assert health.headers["Retry-After"] == "5"
+            r = requests.post(f"http://127.0.0.1:{port}/predict", files={"file": image_bytes(0, (64, 48))}, timeout=10)
+            assert r.status_code == 503 and "still loading" in r.json()["error"] and r.headers["Retry-After"] == "5"
+        finally:
+            stop(proc)
+
+
+def test_a_busy_port_is_refused_at_once_before_the_model_loads(cli, tmp_path):
+    """The model here cannot be loaded: had it been tried first, that would be the error."""
+    broken = tmp_path / "best.h5"
+    broken.write_bytes(b"not a model")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        r = cli("server.py", "--model", broken, "--host", "127.0.0.1", "--port", port)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"error: port {port} is already in use (another server.py?): stop that program or "
+                        "choose another --port\n")

@@ -367,7 +367,7 @@ def test_load_datasets_joins_folders_that_share_one_rule_file(tmp_path):
     assert all(p.startswith(b) for p in ds.paths[12:]) and list(ds.counts()) == [5, 5, 5, 5]
     assert ds.sources == [(a, 12), (b, 8)]
     lines = []
-    train, val, joined = data_flow([a, b], batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
+    train, val, joined, _ = data_flow([a, b], batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
     assert len(train.paths) + len(val.paths) == 20 and any(p.startswith(b) for p in train.paths)
     assert "20 images in 4 classes" in lines[0] and f"12 from {a}" in lines[0] and f"8 from {b}" in lines[0]
     assert load_datasets(a).sources == [(a, 12)]  # one folder, as load_dataset

@@ -1,7 +1,8 @@
 """The feedback loop in a real browser: python server.py --collect DIR, headless Chromium with a fake
 camera. Capture, "Wrong? -> 玻璃", and the pair is in DIR under the right label; sample.py --check
 accepts DIR and load_datasets trains on it beside another folder. "Correct" is recorded too, the list
-opens unasked when the answer is "not sure", and nothing overlaps on a phone."""
+opens unasked when the answer is "not sure", nothing overlaps on a phone, the answer and its buttons
+(and the list) are on the screen at 390x844 and 1280x800, and the chosen item then heads the card."""
 
 import csv
 import io
@@ -19,13 +20,15 @@ from support.datagen import make_image
 from support.servers import free_port, start, stop
 from test_e2e import CHROMIUM, watch_csp, write_y4m
 from test_feedback import GLASS, GLASS_CLASSES, glass_model, make_glass_data  # noqa: F401 (a fixture)
-from test_phone import LAYOUT_ITEMS, PHONE, screenshots
+from test_e2e import DESKTOP, box
+from test_phone import LAYOUT_ITEMS, PHONE, on_screen, screenshots
 from test_phone import check_layout as phone_check_layout
 from tools.data.layout import load_datasets
 
 #: What a person looks at or taps while giving feedback (the card itself holds them all).
 FEEDBACK_ITEMS = LAYOUT_ITEMS.replace("#result > *", "#privacy, #result .item, #result .bin, #result .prob, "
-                                      "#result .bars li, .feedback button, .fb-search, .group-head, .saved, .nomatch")
+                                      "#result .unsure, #result .chosen, #result .top-head, #result .bars li, "
+                                      ".feedback button, .fb-search, .group-head, .saved, .nomatch")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +81,7 @@ def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, 
     page.wait_for_selector("#result .card", timeout=60000)
     assert page.inner_text(".fb-wrong") == "不对？选择正确的类别"
     assert page.inner_text(".fb-correct") == "正确 ✓"
+    assert on_screen(page, "#result .answer, .feedback-buttons")  # the answer and its buttons, together
     assert page.locator(".picker").count() == 0  # a sure answer: the list waits to be asked for
     check_layout(page, "camera page, answer")
     page.click(".fb-wrong")
@@ -99,6 +103,10 @@ def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, 
     page.wait_for_selector(".saved", timeout=30000)
     assert page.inner_text(".saved") == "已保存，谢谢：玻璃"
     assert page.locator(".fb-wrong").count() == 0  # one answer per photo
+    # the chosen item and its bin head the card now
+    assert page.inner_text("#result .answer .item") == "玻璃" and page.inner_text(".chosen").startswith("你的选择")
+    assert page.get_attribute("#result .answer .bin", "data-bin") == "可回收物"
+    assert page.inner_text("#result .answer .bin") == "投放到: 可回收物"
     check_layout(page, "camera page, saved")
     page.close()
     assert violations == []
@@ -111,7 +119,7 @@ def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, 
         row = list(csv.DictReader(f))[0]
     assert row["file"] == "img_1.jpg" and row["label"] == str(GLASS) and row["name"] == "可回收物/玻璃"
 
-    r = run_cli("sample.py", "--check", folder)
+    r = run_cli("sample.py", "--check", folder, "--out", tmp_path / "check")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 errors" in r.stdout and "4 classes" in r.stdout, r.stdout
     other = make_glass_data(tmp_path / "a", per_class=2)
@@ -132,9 +140,11 @@ def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, 
 
 
 def test_correct_is_recorded_and_an_unsure_answer_opens_the_list(server, browser, tmp_path):
+    from tools.names import bin_name, item_name
+
     photo = tmp_path / "can.jpg"
     make_image(0, np.random.default_rng(8), (500, 400)).save(photo, quality=92)
-    page = browser.new_page(locale="en-US")
+    page = browser.new_page(locale="en-US", **PHONE)
     violations = watch_csp(page)
 
     def unsure(route):
@@ -153,12 +163,21 @@ def test_correct_is_recorded_and_an_unsure_answer_opens_the_list(server, browser
     page.wait_for_selector("#result .card", timeout=60000)
     page.wait_for_selector(".choice")  # opened unasked
     assert page.is_visible(".fb-search") and page.get_attribute(".fb-wrong", "aria-expanded") == "true"
+    # scrolled so that the answer, its buttons and the list are on the phone's screen
+    assert page.evaluate("scrollY") > 0 and on_screen(page, "#result .answer, .feedback-buttons, .fb-search, .group-head")
     page.fill(".fb-search", "glass")  # English names are searched too
     assert visible_choices(page) == [GLASS] and page.inner_text(f".choice[data-label='{GLASS}']") == "glass (玻璃)"
     predicted = int(page.get_attribute("#result .card", "data-label"))
     page.click(".fb-correct")
     page.wait_for_selector(".saved", timeout=30000)
     assert page.inner_text(".saved").startswith("Saved, thank you")
+    name = GLASS_CLASSES[predicted]
+    assert page.inner_text("#result .answer .item").startswith(item_name(name, "en"))  # English, and at the top
+    assert page.inner_text("#result .answer .bin") == f"Bin: {bin_name(name.split('/')[0], 'en')} ({name.split('/')[0]})"
+    page.set_viewport_size(DESKTOP)  # a wide screen: the answer beside the photo, on the screen
+    chosen, shown = box(page, "#chosen"), box(page, "#result .card")
+    assert shown["x"] >= chosen["right"] and shown["y"] < chosen["bottom"], (chosen, shown)
+    assert on_screen(page, "#result .answer, .saved")
     page.click("#lang")
     assert page.inner_text(".saved").startswith("已保存，谢谢")  # the state survives the language switch
     page.close()

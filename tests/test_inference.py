@@ -28,6 +28,7 @@ def test_crops_are_deterministic_centre_and_corners():
 def test_result_fields_and_determinism(tiny_model, photo_bytes):
     clf = Classifier(tiny_model, crops=5, top_k=3, unsure_threshold=0.99)
     a, b = clf.predict_bytes(photo_bytes), clf.predict_bytes(photo_bytes)
+    assert a["label"] == 2  # photo_bytes is a photo of class 2
     assert set(a) == {"label", "name", "category", "probability", "top_k", "bins", "unsure", "time_ms"}
     assert a["label"] == b["label"] and a["probability"] == b["probability"]  # same photo, same answer
     assert a["name"] == clf.labels[a["label"]] and a["category"] == a["name"].split("/")[0]
@@ -45,7 +46,7 @@ def test_one_batched_call_equals_the_average_of_single_crops(tiny_model, photo_b
     batched = clf.forward(crops).mean(axis=0)
     np.testing.assert_allclose(batched, separate, atol=1e-5)
     result = clf.predict_prepared([crops])[0]
-    assert result["label"] == int(np.argmax(separate))
+    assert result["label"] == int(np.argmax(separate)) == 2
     assert abs(result["probability"] - separate.max()) < 1e-5
 
 
@@ -58,6 +59,7 @@ def test_several_photos_in_one_call_match_one_by_one(tiny_model, photo_bytes):
     clf = Classifier(tiny_model, crops=1)
     together = clf.predict_prepared([clf.prepare(photo_bytes), clf.prepare(buf.getvalue())])
     alone = [clf.predict_bytes(photo_bytes), clf.predict_bytes(buf.getvalue())]
+    assert [x["label"] for x in together] == [2, 0]  # the photos' classes
     for x, y in zip(together, alone):
         assert x["label"] == y["label"] and abs(x["probability"] - y["probability"]) < 1e-5
 
@@ -80,8 +82,9 @@ def _crops_of_files(paths, size, crops=5):
     return np.concatenate([crop_batch(load_resized(p, size), size, crops) for p in paths])
 
 
-def _assert_same_function(new_path, old_path, pixels):
-    """The uint8 model on pixels == the old float path (preprocess_input on the host) with the same weights."""
+def _assert_same_function(new_path, old_path, pixels, classes=None):
+    """The uint8 model on pixels == the old float path (preprocess_input on the host) with the same weights;
+    both give each crop its class where `classes` are known."""
     from models.preprocess import preprocess_input
     from models.saving import load_model
 
@@ -91,6 +94,8 @@ def _assert_same_function(new_path, old_path, pixels):
     b = np.asarray(old.predict(preprocess_input(pixels), verbose=0))
     np.testing.assert_allclose(a, b, atol=1e-4)
     assert (a.argmax(1) == b.argmax(1)).all()
+    if classes is not None:
+        assert a.argmax(1).tolist() == list(classes)
 
 
 def test_uint8_model_equals_the_float_path_on_generated_photos(tiny_model, old_model, tmp_path):
@@ -102,7 +107,7 @@ def test_uint8_model_equals_the_float_path_on_generated_photos(tiny_model, old_m
         make_image(i % 4, rng, size).save(paths[-1], quality=90)
     pixels = _crops_of_files(paths, 32)
     assert pixels.dtype == np.uint8 and pixels.shape == (40, 32, 32, 3)
-    _assert_same_function(tiny_model, old_model, pixels)
+    _assert_same_function(tiny_model, old_model, pixels, classes=np.arange(8).repeat(5) % 4)
 
 
 def test_uint8_model_equals_the_float_path_on_trashnet_photos(tiny_model, old_model, trashnet_dir):
@@ -115,9 +120,9 @@ def test_an_old_contract_best_h5_predicts_as_the_new_one(tiny_model, old_model, 
 
     new, old = Classifier(tiny_model, crops=10), Classifier(old_model, crops=10)
     assert new.input == PIXELS and old.input == CAFFE
-    for data in (photo_bytes, _png(0, (300, 200)), _png(3, (64, 64))):
+    for label, data in ((2, photo_bytes), (0, _png(0, (300, 200))), (3, _png(3, (64, 64)))):
         a, b = new.predict_bytes(data), old.predict_bytes(data)
-        assert a["label"] == b["label"] and [t["label"] for t in a["top_k"]] == [t["label"] for t in b["top_k"]]
+        assert a["label"] == b["label"] == label and [t["label"] for t in a["top_k"]] == [t["label"] for t in b["top_k"]]
         for x, y in zip(a["top_k"], b["top_k"]):
             assert abs(x["probability"] - y["probability"]) < 1e-4
 
@@ -139,7 +144,7 @@ def test_predict_cli_runs_an_old_contract_model(cli, tiny_model, old_model, phot
     assert r.returncode == 0, r.stderr[-3000:]
     got = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     want = Classifier(tiny_model).predict_bytes(photo_bytes)
-    assert len(got) == 1 and got[0]["label"] == want["label"]
+    assert len(got) == 1 and got[0]["label"] == want["label"] == 2
     assert abs(got[0]["probability"] - want["probability"]) < 1e-4
 
 

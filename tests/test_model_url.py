@@ -67,10 +67,12 @@ def _serve(folder, gate=None):
 
 @pytest.fixture(scope="module")
 def reference(tiny_model, photo_bytes):
-    """The answer for photo_bytes with the local file (crops=1)."""
+    """The answer for photo_bytes with the local file (crops=1): class 2, the photo's."""
     from tools.inference import Classifier
 
-    return Classifier(tiny_model, crops=1).predict_bytes(photo_bytes)
+    answer = Classifier(tiny_model, crops=1).predict_bytes(photo_bytes)
+    assert answer["label"] == 2
+    return answer
 
 
 # --- tools.model_source.resolve_model ----------------------------------------------------------------

@@ -141,7 +141,7 @@ def jpeg(img, **kw):
 
 #: What a person looks at or taps: none of these may overlap another.
 LAYOUT_ITEMS = ("header h1, nav a, #lang, .buttons button, .filebutton, .drop-hint, video, #chosen, #camera-status, "
-                "#camera-problem, #fallback a, #result > *")
+                "#camera-problem, #fallback a, #result > *, #judged")
 
 
 def check_layout(page, what, selector=LAYOUT_ITEMS):
@@ -195,6 +195,13 @@ def names(boxes):
     return {b["name"].split(".")[0] for b in boxes}
 
 
+def on_screen(page, selector):
+    """True when every element `selector` finds lies within the screen (the viewport) as it is now."""
+    return page.eval_on_selector_all(selector, """(es) => es.length > 0 && es.every((e) => {
+        const r = e.getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; })""")
+
+
 def test_upload_page_posts_a_shrunk_phone_photo_with_the_same_answer(server, wire, browser, tmp_path):
     photo = tmp_path / "IMG_0001.jpg"
     photo.write_bytes(jpeg(phone_photo(2, (4000, 3000), seed=1)))
@@ -217,8 +224,9 @@ def test_upload_page_posts_a_shrunk_phone_photo_with_the_same_answer(server, wir
     assert size < 500_000
     assert "image/jpeg" in head and 'filename="IMG_0001.jpg"' in head
     assert Image.open(io.BytesIO(data)).size == (1280, 960)
-    assert int(page.get_attribute("#result .card", "data-label")) == expected["label"], expected
-    assert abs(shrunk["probability"] - expected["probability"]) < 0.05  # (0.902 and 0.902 when written)
+    assert int(page.get_attribute("#result .card", "data-label")) == expected["label"] == 2, expected  # class 2
+    assert shrunk["label"] == 2
+    assert abs(shrunk["probability"] - expected["probability"]) < 0.05  # (0.854 and 0.855 when written)
     page.close()
     assert violations == []
 
@@ -308,8 +316,14 @@ def test_camera_page_fits_a_phone_and_posts_a_small_snapshot(wire, browser):
     page.wait_for_selector("#result .card", timeout=60000)
     _, head, data = wire.last_photo()
     assert "image/jpeg" in head and Image.open(io.BytesIO(data)).size == (1280, 720)
+    assert on_screen(page, "#result .card")  # scrolled into view, all of it
+    judged = page.evaluate("[...['width', 'height'].map((k) => document.getElementById('snapshot')[k]), "
+                           "document.getElementById('judged').getBoundingClientRect().top "
+                           "- document.querySelector('#result .card').getBoundingClientRect().bottom]")
+    assert judged[:2] == [1280, 720] and judged[2] >= 0  # the frame that was posted, under the answer
+    assert int(page.get_attribute("#result .card", "data-label")) == 1  # the camera films a photo of class 1
     boxes = check_layout(page, "camera page, after")
-    assert {"video#preview", "div"} <= names(boxes)
+    assert {"video#preview", "div", "figure#judged"} <= names(boxes)
     screenshots(page, "phone_camera_after")
     page.close()
     assert violations == []

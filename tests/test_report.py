@@ -55,7 +55,11 @@ def test_chinese_labels_use_an_installed_cjk_font():
                   if any(k in os.path.basename(p).lower() for k in ("wqy", "notosanscjk", "droidsansfallback"))]
     if not system_cjk:
         pytest.skip("no CJK font installed (.ci/run installs fonts-wqy-microhei)")
-    assert find_cjk_font() is not None
+    from matplotlib import font_manager
+
+    name = find_cjk_font()
+    path = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
+    assert os.path.realpath(path) in {os.path.realpath(p) for p in system_cjk}, (name, path)  # one of them
 
 
 def test_the_majority_bin_baseline_and_the_most_confused_pairs():
@@ -120,7 +124,7 @@ def test_evaluate_fits_the_calibration(tmp_path):
     truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     labels = (truth.cumsum(axis=1) > rng.random((60, 1))).argmax(axis=1)
     probs = np.exp(3 * logits) / np.exp(3 * logits).sum(axis=1, keepdims=True)  # over-confident: 3 x the logits
-    seq = SimpleNamespace(labels=labels, order=np.arange(60), paths=_photos(tmp_path, labels))
+    seq = SimpleNamespace(labels=labels, order=np.arange(60), paths=_photos(tmp_path, labels), count=60)
     r = evaluate(_Predicts(probs), seq, NAMES, str(tmp_path / "val"), target_accuracy=0.8)
     c = r["calibration"]
     assert c["fitted"] and c["temperature"] > 1.5 and c["ece_after"] < c["ece_before"]
@@ -142,7 +146,7 @@ def test_history_ticks_are_whole_epochs_and_the_confusion_matrix_says_what_it_sh
     saved = []
     original = Figure.savefig
     monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (saved.append(fig), original(fig, *a, **k))[1])
-    rows = [{"epoch": i, "loss": 2 - i / 5, "val_loss": 2.1 - i / 5, "accuracy": i / 4} for i in range(3)]
+    rows = [{"epoch": i, "loss": 2 - i / 5, "val_loss": 2.1 - i / 5, "accuracy": i / 4} for i in range(1, 4)]
     plot_history(rows, str(tmp_path / "h.png"))
     for ax in saved[0].axes:
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]

@@ -21,7 +21,7 @@ from PIL import Image
 from support.datagen import make_image
 from tools.images import _register_heif
 from tools.serving.app import create_app
-from tools.serving.http import SECURITY_HEADERS, SERVER_NAME, make_dev_server
+from tools.serving.http import SECURITY_HEADERS, SERVER_NAME, Limits, listen, make_dev_server
 
 
 def _wait_ready(app, timeout=120):
@@ -45,6 +45,7 @@ def client(app):
 
 
 def _img(mode="RGB", fmt="JPEG", size=(120, 90), **kw):
+    """A generated photo of class 1, encoded (in `mode`: grey ones have lost what tells the class)."""
     rng = np.random.default_rng(0)
     img = make_image(1, rng, size)
     if mode != "RGB":
@@ -91,18 +92,40 @@ def test_healthz_is_503_until_a_model_is_loaded(tmp_path):
     assert app.test_client().post("/predict", data=_img()).status_code == 503
 
 
-@pytest.mark.parametrize("make,name", [
-    (lambda: _img(), "a.jpg"), (lambda: _img("L"), "gray.jpg"), (lambda: _img("CMYK"), "cmyk.jpg"),
-    (lambda: _img("RGBA", "PNG"), "rgba.png"), (lambda: _img("I;16", "PNG"), "deep.png"),
-    (_animated_gif, "anim.gif"), (lambda: _img(fmt="WEBP"), "x.webp"), (lambda: _img(), "no_extension"),
-    (lambda: _register_heif() and _img(fmt="HEIF"), "IMG_0001.HEIC"), (lambda: _img(fmt="AVIF"), "x.avif"),
+def test_labels_give_the_pages_the_english_names(client, monkeypatch):
+    from support.datagen import CLASS_NAMES
+    from tools.names import NamesFileError
+    from tools.serving import api
+
+    r = client.get("/labels")
+    assert r.status_code == 200 and r.json["labels"] == CLASS_NAMES[:4]
+    assert r.json["names"] == {"en": {"items": ["drink can", "battery", "fruit peel", "cigarette butt"],
+                                      "bins": {"可回收物": "Recyclable", "有害垃圾": "Hazardous",
+                                               "厨余垃圾": "Kitchen waste", "其他垃圾": "Other waste"}}}
+
+    def broken(labels, lang):
+        raise NamesFileError("cannot read the names file names_en.json: bad JSON")
+
+    monkeypatch.setattr(api, "names_in", broken)  # a broken names file: the class list still comes
+    r = client.get("/labels")
+    assert r.status_code == 200 and r.json["labels"] == CLASS_NAMES[:4] and r.json["names"] == {}
+
+
+@pytest.mark.parametrize("make,name,label", [
+    (lambda: _img(), "a.jpg", 1), (lambda: _img("L"), "gray.jpg", None), (lambda: _img("CMYK"), "cmyk.jpg", 1),
+    (lambda: _img("RGBA", "PNG"), "rgba.png", 1), (lambda: _img("I;16", "PNG"), "deep.png", None),
+    (_animated_gif, "anim.gif", 0), (lambda: _img(fmt="WEBP"), "x.webp", 1), (lambda: _img(), "no_extension", 1),
+    (lambda: _register_heif() and _img(fmt="HEIF"), "IMG_0001.HEIC", 1), (lambda: _img(fmt="AVIF"), "x.avif", 1),
 ], ids=["jpeg", "gray", "cmyk", "rgba", "png16", "animated-gif", "webp", "jpeg-without-extension", "heic", "avif"])
-def test_predict_accepts_every_kind_of_photo(client, make, name):
+def test_predict_accepts_every_kind_of_photo(client, make, name, label):
+    """Each is decoded as the photo it is: its class (the first frame's for the GIF; grey photos have none)."""
     r = _post(client, make(), name)
     assert r.status_code == 200, r.json
     body = r.json
     assert {"label", "name", "category", "probability", "top_k", "bins", "unsure", "time_ms"} <= set(body)
     assert body["name"].split("/")[0] == body["category"] and 0 <= body["probability"] <= 1
+    assert label is None or body["label"] == label, body
+    assert body["probability"] == body["top_k"][0]["probability"] == max(t["probability"] for t in body["top_k"])
 
 
 def test_pixel_budget_is_a_setting(tiny_model):
@@ -117,7 +140,7 @@ def test_raw_image_body_gives_the_same_answer_as_multipart(client):
     data = _img(size=(640, 480))
     raw = client.post("/predict", data=data, content_type="image/jpeg")
     form = _post(client, data)
-    assert raw.status_code == 200 and raw.json["label"] == form.json["label"]
+    assert raw.status_code == 200 and raw.json["label"] == form.json["label"] == 1
     assert raw.json["probability"] == form.json["probability"]
 
 
@@ -187,7 +210,7 @@ def test_save_uploads_uses_generated_names_and_a_sidecar(tiny_model, tmp_path):
     app = create_app({"MODEL": tiny_model, "CROPS": 1, "SAVE_UPLOADS": str(keep)})
     _wait_ready(app)
     r = _post(app.test_client(), _img(), "../../evil name.jpg")
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json["label"] == 1
     files = sorted(os.listdir(keep))
     assert len(files) == 2 and not any("evil" in f for f in files)
     image, sidecar = [f for f in files if f.endswith(".jpg")][0], [f for f in files if f.endswith(".json")][0]
@@ -245,6 +268,7 @@ def _multipart(parts, boundary=b"b0undary"):
 def test_the_photo_is_accepted_whatever_its_filename(client, disposition):
     photo = _img(size=(160, 120))
     expected = _post(client, photo).json
+    assert expected["label"] == 1
     body, ctype = _multipart([(disposition, photo)])
     r = client.post("/predict", data=body, content_type=ctype)
     assert r.status_code == 200, r.json
@@ -313,7 +337,7 @@ def test_every_response_has_the_security_headers(client, method, path):
 @pytest.fixture
 def dev_server(app):
     """Werkzeug's server as python server.py builds it, with a 1.5 s read timeout; yields its port."""
-    server = make_dev_server(app, "127.0.0.1", 0, timeout=1.5)
+    server = make_dev_server(app, listen("127.0.0.1", 0), Limits(idle_s=1.5))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield server
     server.shutdown()
@@ -329,6 +353,8 @@ def _read_all(sock, deadline):
             data = sock.recv(65536)
         except socket.timeout:
             continue
+        except ConnectionResetError:  # the server closed with our unread bytes on its side: its answer came first
+            return out, True
         if not data:
             return out, True
         out += data
@@ -381,7 +407,7 @@ def test_https_dev_server_is_not_stopped_by_a_silent_client(app, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    server = make_dev_server(app, "127.0.0.1", 0, timeout=2, cert=str(cert), key=str(key))
+    server = make_dev_server(app, listen("127.0.0.1", 0), Limits(idle_s=2), cert=str(cert), key=str(key))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     silent = socket.create_connection(("127.0.0.1", server.port))
     try:
@@ -396,5 +422,121 @@ def test_https_dev_server_is_not_stopped_by_a_silent_client(app, tmp_path):
         assert closed
     finally:
         silent.close()
+        server.shutdown()
+        server.server_close()
+
+
+# --- slow clients, the connection limit, bodies without a length: both servers, in this process ------
+
+SLOW = Limits(idle_s=3, head_s=1.5, min_rate=1000, connections=100)  # small deadlines: seconds, not minutes
+SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200  # never finished, never silent
+
+
+@pytest.fixture(params=["dev", "production"])
+def slow_server(request, app):
+    """The app under the dev server or waitress (as server.py builds them) with SLOW limits; yields the port."""
+    from tools.serving.http import make_server_for, serve_until_interrupted, stop
+
+    production = request.param == "production"
+    server = make_server_for(app, listen("127.0.0.1", 0), production, SLOW, threads=2)
+    thread = threading.Thread(target=serve_until_interrupted, args=(server, production), daemon=True)
+    thread.start()
+    yield server.socket.getsockname()[1]
+    stop(server, production)
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _answer(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body
+
+
+def test_a_trickled_request_head_gets_408_at_the_head_deadline(slow_server):
+    """A header byte every 0.4 s is never silent for the 3 s timeout: the 1.5 s head deadline closes it."""
+    import concurrent.futures
+
+    from support.hostile import trickle
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tricklers = pool.submit(trickle, slow_server, 20, SLOW_HEAD, 0.4, 10)
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", slow_server), timeout=5) as s:  # others are answered
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _read_all(s, time.time() + 5)[0].startswith(b"HTTP/1.1 200")
+        results = tricklers.result()
+    for closed_after, raw in results:
+        head, body = _answer(raw)
+        assert head.startswith("HTTP/1.1 408") and "request head too slow" in json.loads(body)["error"], raw[:300]
+        assert all(f"{name}: {value}" in head for name, value in SECURITY_HEADERS.items())
+        assert closed_after is not None and 1.4 < closed_after < SLOW.idle_s, closed_after  # not for silence
+
+
+def test_a_trickled_body_gets_408_below_the_minimum_rate(slow_server):
+    """200 B/s where 1000 B/s are asked for, after the 1.5 s head start: cut at about 1.9 s."""
+    from support.hostile import trickle
+
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+    (closed_after, raw), = trickle(slow_server, 1, b"\xff" * 5000, 0.25, 10, burst=head, step=50)
+    head, body = _answer(raw)
+    assert head.startswith("HTTP/1.1 408") and "upload too slow" in json.loads(body)["error"], raw[:300]
+    assert closed_after is not None and 1.5 < closed_after < SLOW.idle_s, closed_after
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["raw", "multipart"])
+def test_a_chunked_body_over_the_limit_gets_413_json_not_a_judgement(slow_server, form):
+    """A whole photo in the first 2 MB of a 3 MB chunked body: reading up to the limit and judging what
+    came was wrong (the dev server answered 200); both servers answer the app's 413."""
+    photo = _img(size=(640, 480))
+    if form:
+        body, ctype = _multipart([(b'form-data; name="file"; filename="p.jpg"', photo + os.urandom(3 * 1024 * 1024))])
+    else:
+        body, ctype = photo + os.urandom(3 * 1024 * 1024), "image/jpeg"
+    with socket.create_connection(("127.0.0.1", slow_server), timeout=10) as s:
+        def send():
+            try:
+                s.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n".encode())
+                for i in range(0, len(body), 65536):
+                    part = body[i:i + 65536]
+                    s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                s.sendall(b"0\r\n\r\n")
+                s.shutdown(socket.SHUT_WR)  # the dev server drains what is left after its answer
+            except OSError:
+                pass  # the server answered and closed before the end
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        raw, _ = _read_all(s, time.time() + 10)
+        sender.join(10)
+    head, answer = _answer(raw)
+    assert head.startswith("HTTP/1.1 413"), raw[:300]
+    assert json.loads(answer) == {"error": "file too large: the limit is 2 MB"}
+    assert all(f"{name}: {value}" in head for name, value in SECURITY_HEADERS.items()), head
+
+
+def test_the_dev_server_holds_at_most_its_connection_limit_of_threads(app):
+    """Werkzeug started a thread per connection without bound (200 slow clients, 210 threads)."""
+    server = make_dev_server(app, listen("127.0.0.1", 0), Limits(idle_s=3, connections=8))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    before = threading.active_count()
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+    try:
+        refused = []
+        for s in held[8:]:
+            raw, closed = _read_all(s, time.time() + 5)
+            refused.append(closed and raw)
+        assert threading.active_count() - before <= 8
+        for raw in refused:
+            head, body = _answer(raw)
+            assert head.startswith("HTTP/1.1 503") and "\r\nRetry-After: 5\r\n" in head, raw[:300]
+            assert "server busy" in json.loads(body)["error"]
+        for s in held[:8]:  # the first 8 are held open, each by a thread, until the 3 s timeout
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                s.recv(100)
+    finally:
+        for s in held:
+            s.close()
         server.shutdown()
         server.server_close()

@@ -34,10 +34,30 @@ def test_training_writes_every_output(scratch_run):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     assert not os.path.exists(os.path.join(out, ".backup")), "backups are removed after a finished run"
     summary = r.stdout.strip().splitlines()[-1]
-    assert summary.startswith("best val_accuracy") and "training images/s" in summary and "wall" in summary
-    assert "after the first epoch, which compiles" in summary
+    assert summary.startswith("best val_accuracy") and "wall" in summary
+    whole, steps = map(float, re.search(r"([0-9.]+) training images/s over whole epochs after the first, which "
+                                        r"compiles \(validation and saves included; ([0-9.]+) in the training steps "
+                                        r"alone\)", summary).groups())
+    assert 0 < whole < steps
+    assert "compiling the training step: its first epoch takes longer..." in r.stdout
+    record = json.load(open(os.path.join(out, "run.json"), encoding="utf-8"))
+    assert record["state"]["finished"] and record["config"]["epochs"] == 2
+    epochs = record["state"]["epochs"]
+    assert [(e["epoch"], e["compiled"]) for e in epochs] == [(1, True), (2, False)]
+    assert whole == pytest.approx(epochs[1]["images"] / epochs[1]["wall"], abs=0.051)  # printed to 0.1
+    assert {"best.h5", "history"} <= set(epochs[1]["callbacks"]) and epochs[1]["validation"] > 0
     assert "device: CPU (" in r.stdout and "backend tensorflow" in r.stdout
     assert "train cache: RAM, 36 images at 37x37" in r.stdout, r.stdout[-3000:]
+
+
+def test_a_rerun_of_a_finished_run_says_so_and_trains_nothing(scratch_run, tiny_data, cli):
+    from conftest import SCRATCH_ARGS
+
+    _, out = scratch_run
+    before = os.path.getmtime(os.path.join(out, "best.h5"))
+    r = cli("train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", out)
+    assert r.returncode == 0 and "holds a finished run" in r.stdout and "--no_resume" in r.stdout, r.stdout
+    assert "==> Data" not in r.stdout and os.path.getmtime(os.path.join(out, "best.h5")) == before
 
 
 def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
@@ -63,7 +83,7 @@ def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
     assert {"precision", "recall", "f1"} <= set(report["per_class"][0])
     assert np.asarray(report["confusion_matrix"]).sum() == 12
     rows = _history(out)
-    assert [int(r["epoch"]) for r in rows] == [0, 1] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
     import h5py
     import keras
 
@@ -134,7 +154,8 @@ def test_pretrained_recipe_runs_two_phases_and_resumes_phase2_after_a_kill(tiny_
     (A plain from-scratch kill is tests/test_resume.py's subject, a mirrored one tests/test_distributed.py's.)"""
     out, phase = tmp_path / "out", "phase2"
     recipe = ["--weights", _backbone_file(tmp_path), "--epochs", "1", "--fine_tune_epochs", "3", "--unfreeze_from", "5"]
-    args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), *FAST]
+    args = [sys.executable, "train.py", "--data_dir", tiny_data, *recipe, "--output_dir", str(out), "--backup_every", "0",
+            *FAST]
     meta = out / ".backup" / phase / "training_metadata.json"
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
@@ -152,7 +173,7 @@ def test_pretrained_recipe_runs_two_phases_and_resumes_phase2_after_a_kill(tiny_
     assert "phase 1 finished in an earlier run" in r.stdout and "Phase 1/2" not in r.stdout
     assert f"resuming {phase} from epoch {done + 1}" in r.stdout
     assert f"Epoch {done}/4" not in r.stdout and "Epoch 4/4" in r.stdout
-    assert [int(row["epoch"]) for row in _history(out)] == [0, 1, 2, 3]
+    assert [int(row["epoch"]) for row in _history(out)] == [1, 2, 3, 4]
 
 
 def test_no_data_explains_where_it_goes(tmp_path, cli):
@@ -227,18 +248,24 @@ def test_real_photos_run_through_training_and_the_report(trashnet_dir, tmp_path,
     assert [c["name"] for c in report["per_class"]] == [
         "可回收物/纸板箱", "可回收物/玻璃", "可回收物/金属", "可回收物/纸张", "可回收物/塑料", "其他垃圾/其他"]
     assert sum(c["support"] for c in report["per_class"]) == 12  # 2 validation photos per class
-    assert 0.0 <= report["top1"] <= 1.0
+    matrix = np.asarray(report["confusion_matrix"])
+    assert matrix.shape == (6, 6) and matrix.sum() == 12 and matrix.sum(axis=1).tolist() == [2] * 6
+    assert report["top1"] == pytest.approx(np.trace(matrix) / 12)  # the share on the diagonal
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
 
 
-def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_path, cli):
+def test_jax_data_parallel_on_two_processes_without_tensorflow_skips_bad_data_and_predicts(tmp_path, cli):
     """The GPU machines run Keras on JAX with no TensorFlow installed (TensorFlow is made unimportable):
-    one run checks that, --strategy data_parallel on 2 host devices, and that bad label files and an
-    unreadable photo are warned about and skipped; then predict.py gives the same answer on JAX and on
-    TensorFlow from the same best.h5. (One train.py process for three subjects: each costs ~100 s here.)"""
+    one run checks that, --strategy data_parallel over 2 processes (as on 2 machines) of 2 host devices
+    each, each loading its own share of the photos, one compile per step function, and that bad label
+    files and an unreadable photo are warned about and skipped; then predict.py gives the same answer on
+    JAX and on TensorFlow from the chief's best.h5. (One run for all of it: each process start costs
+    ~100 s here.)"""
     pytest.importorskip("jax", reason="jax is in requirements-dev.txt; install it to run this test")
-    data = make_txt_dataset(str(tmp_path), per_class=6, num_classes=2)
+    from support.cluster import Workers, keras_distribution
+
+    data = make_txt_dataset(str(tmp_path), per_class=10, num_classes=2)
     (tmp_path / "train_data_v2" / "img_50.txt").write_text("nonsense")
     (tmp_path / "train_data_v2" / "img_51.txt").write_text("img_1.jpg, 17")
     with open(os.path.join(data, "img_2.jpg"), "wb") as f:
@@ -247,17 +274,28 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
     blocker.mkdir()
     (blocker / "tensorflow.py").write_text('raise ImportError("tensorflow is blocked in this test")\n')
     env = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(blocker)}
-    out = tmp_path / "out"
-    r = cli("train.py", "--data_dir", data, "--weights", "none", "--epochs", "1", "--val_split", "0.3",
-            "--strategy", "data_parallel", "--cpu_devices", "2", "--output_dir", out, *FAST, env=env)
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-3000:]
-    assert "backend=jax" in r.stdout and "device: CPU (2 x cpu), backend jax" in r.stdout
-    assert "2 devices (data_parallel): global batch 8 x 2 = 16" in r.stdout
-    assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
-    assert "unreadable image" in log and "img_2.jpg" in log
-    assert "12 images in 2 classes" in log and "2 skipped" in log
-    assert len(_history(out)) == 1 and (out / "best.h5").exists() and (out / "report.json").exists()
+    out, own = tmp_path / "out", tmp_path / "own1"
+    workers = Workers(ROOT, str(tmp_path), lambda i: [
+        "--data_dir", data, "--weights", "none", "--epochs", "2", "--val_split", "0.3", "--strategy", "data_parallel",
+        "--cpu_devices", "2", "--output_dir", out if i == 0 else own, *FAST, "--batch_size", "2"],
+        env=dict(env, JAX_LOG_COMPILES="1"), cluster=keras_distribution)
+    codes = workers.wait(900)
+    logs = [workers.read(i) for i in (0, 1)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    # One compile per step function: each process's 7 training and 3 validation photos in batches of 4 (2 on
+    # each of its 2 devices) end in a short batch, yet arrive as full batches, so nothing compiles again.
+    for log in logs:
+        compiled = {name: log.count(f"Finished XLA compilation of jit({name})") for name in ("train_step", "test_step")}
+        assert compiled == {"train_step": 1, "test_step": 1}, compiled
+        assert "backend=jax" in log and "device: CPU (4 x cpu), backend jax" in log
+        assert "4 devices (data_parallel): global batch 2 x 4 = 8" in log
+        assert "skipping" in log and "img_50.txt" in log and "img_51.txt" in log and "outside" in log
+        assert "20 images in 2 classes" in log and "2 skipped" in log
+    assert "worker 0 of 2: 7 of 14 training photos and 3 of 6 validation photos" in logs[0]
+    assert sum("unreadable image" in log and "img_2.jpg" in log for log in logs) == 1  # in one process's share
+    assert logs[0].count("Finished XLA compilation of jit(predict_step)") == 1  # the report, the chief's alone
+    assert "worker 1 of 2: training finished; the chief writes the outputs" in logs[1] and not own.exists()
+    assert len(_history(out)) == 2 and (out / "best.h5").exists() and (out / "report.json").exists()
     photo = os.path.join(data, "img_0.jpg")
     r = cli("predict.py", photo, "--model", out / "best.h5", "--json", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -269,15 +307,29 @@ def test_jax_data_parallel_without_tensorflow_skips_bad_data_and_predicts(tmp_pa
 
 def test_test_only_reads_a_best_h5_of_the_older_contract(tiny_model, old_model, tiny_data, tmp_path, cli):
     """--test_only on a best.h5 written before models took uint8 pixels (labels.json without "input")
-    feeds it preprocessed floats: the same report as the same weights under today's contract. A model
-    and a labels.json of different contracts are refused in one line."""
+    feeds it preprocessed floats: the same report as the same weights under today's contract, on photos
+    whose answers an older model given its input wrongly prepared (the raw pixels, or RGB minus the
+    means) changes, as checked here first. A model and a labels.json of different contracts are refused
+    in one line."""
+    from models.preprocess import BGR_MEAN, preprocess_input
+    from models.saving import load_model
+    from tools.data.layout import load_dataset
+    from tools.images import load_image_file
+
+    ds = load_dataset(tiny_data)
+    pixels = np.stack([load_image_file(p, 32) for p in ds.paths])  # --test_only's centre crops
+    old = load_model(old_model)
+    for wrong in (pixels.astype(np.float32), pixels - BGR_MEAN[::-1]):
+        top1 = np.mean(np.asarray(old(wrong, training=False)).argmax(1) == ds.labels)
+        assert top1 <= 0.75, top1  # a class or more lost
+    assert (np.asarray(old(preprocess_input(pixels), training=False)).argmax(1) == ds.labels).all()
     scores = []
     for model in (tiny_model, old_model):
         r = cli("train.py", "--test_only", "--model", model, "--data_dir", tiny_data, "--batch_size", "16",
                 "--report_dir", tmp_path / os.path.basename(os.path.dirname(model)))
         assert r.returncode == 0, r.stderr[-3000:]
         scores.append(re.search(r"test top-1 ([0-9.]+)", r.stdout).group(1))
-    assert scores[0] == scores[1], scores
+    assert scores == ["1.0000", "1.0000"], scores
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     shutil.copy(tiny_model, mixed / "best.h5")  # today's model beside an old labels.json

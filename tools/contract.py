@@ -61,6 +61,17 @@ def bin_of(name):
     return name.split("/", 1)[0]
 
 
+def item_of(name):
+    """The item ("易拉罐", ...) of a "category/name" class name; the whole name when it has no "/"."""
+    return name.split("/", 1)[-1]
+
+
+def model_file(path):
+    """The model file `path` names: the path itself, or the MODEL_FILE inside when it is a model folder
+    (the output folder train.py's last line names)."""
+    return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+
+
 def labels_path(model_path):
     """labels.json beside a model file."""
     return os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)

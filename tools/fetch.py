@@ -65,6 +65,25 @@ def _download(url, timeout, max_bytes, cancelled):
             raise FetchError("cancelled")
     except (requests.Timeout, urllib3.exceptions.TimeoutError):  # the body is read through urllib3
         raise FetchError(f"timed out (connect {timeout[0]}s / read {timeout[1]}s)") from None
+    except requests.ConnectionError as e:
+        host = urllib.parse.urlsplit(url).netloc.rsplit("@", 1)[-1]
+        raise FetchError(f"cannot connect to {host} ({_os_reason(e) or type(e).__name__})") from None
     except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
         reason = type(e).__name__ if not str(e) else str(e).split(":")[0][:120]
         raise FetchError(f"cannot fetch ({reason})") from None
+
+
+def _os_reason(error):
+    """What the system said under a requests/urllib3 error ("Connection refused", "Name or service not
+    known", ...): the strerror of the innermost OSError it wraps; None when there is none."""
+    seen, stack, found = set(), [error], None
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            found = e.strerror
+        stack += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        stack += [a for a in e.args if isinstance(a, BaseException)]
+    return found

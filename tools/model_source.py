@@ -6,6 +6,7 @@ hours. A team that has trained once publishes `best.h5` (or a `.tflite` from too
 else passes that URL to --model, with --model_sha256 to pin exactly that file.
 
     resolve_model("output/best.h5")                                     -> "output/best.h5" (unchanged)
+    resolve_model("output")                                             -> "output/best.h5" (a model folder)
     resolve_model("https://example.com/m/v3/best.h5", sha256="ab12...") -> "~/.keras/models/garbage/<key>/best.h5"
 
 The files go through `keras.utils.get_file` into a folder of the Keras cache ($KERAS_HOME, else
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import urllib.parse
 
-from tools.contract import LABELS_FILE, ModelFilesError
+from tools.contract import LABELS_FILE, ModelFilesError, model_file
 
 #: Folder of the Keras cache that holds the models fetched by URL, one subfolder per URL folder.
 CACHE_SUBDIR = os.path.join("models", "garbage")
@@ -104,11 +105,12 @@ def cache_folder(url, cache_dir=None):
 
 
 def resolve_model(spec, sha256=None, cache_dir=None):
-    """A local path for `--model`: a path is returned as it is, a URL is fetched into the Keras cache.
+    """A local path for `--model`: a path is returned as it is (a folder as its best.h5), a URL is
+    fetched into the Keras cache.
 
     Args:
-        spec: a local model path, or an http(s) URL of a `.h5`/`.keras`/`.tflite` file with
-            labels.json in the same URL folder.
+        spec: a local model path (a model folder stands for the best.h5 in it), or an http(s) URL
+            of a `.h5`/`.keras`/`.tflite` file with labels.json in the same URL folder.
         sha256: the model file's sha256 (64 hex digits), or None. A cached copy is used only if it
             matches; a download that does not match is an error and is not kept. For a local
             path, the file is checked against it too.
@@ -121,6 +123,7 @@ def resolve_model(spec, sha256=None, cache_dir=None):
     sha256 = check_sha256(sha256)
     spec = os.fspath(spec)
     if not is_model_url(spec):
+        spec = model_file(spec)
         got = file_sha256(spec) if sha256 and os.path.isfile(spec) else sha256
         if got != sha256:
             raise ModelSourceError(f"{spec} has sha256 {got}, not the --model_sha256 {sha256} given", cache_path=spec)

@@ -4,6 +4,8 @@
 label files and labels against the rule file (what training would skip), images missing /
 unreadable / truncated, identical images filed under different labels, files training ignores,
 images per class (a bar chart), and writes a manifest whose hash identifies this exact copy of the data.
+What it writes goes to a folder of its own (default_out_dir), never into the data folder, where the
+next check would take the chart for an image without a label.
 """
 
 import concurrent.futures
@@ -16,9 +18,18 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from tools.data.layout import scan
+from tools.data.layout import data_name, scan
 from tools.images import ImageDecodeError, decode_image, is_image_file
 from tools.plots import class_ticks, pyplot
+
+
+#: Where `sample.py --check DIR` writes by default: a folder named after DIR in here.
+CHECK_ROOT = "data_check"
+
+
+def default_out_dir(data_dir):
+    """data_check/<data folder's name>: data_check/garbage_classify_v2 for garbage_classify_v2/train_data_v2."""
+    return os.path.join(CHECK_ROOT, data_name(data_dir))
 
 
 def _inspect_image(path):
@@ -35,7 +46,8 @@ def _inspect_image(path):
 
 
 def check(data_dir, rule_file=None, out_dir=None, workers=None, progress=True):
-    """Check `data_dir` and write manifest.csv, check_report.json and class_counts.png into `out_dir`.
+    """Check `data_dir` and write manifest.csv, check_report.json and class_counts.png into `out_dir`
+    (default: default_out_dir).
 
     Returns the report dict; report["errors"] non-empty means the data should not be trained on as is.
     """
@@ -72,7 +84,7 @@ def check(data_dir, rule_file=None, out_dir=None, workers=None, progress=True):
     counts = np.bincount([label for _, label in entries], minlength=len(class_names))
     for i in np.flatnonzero(counts == 0):
         warnings.append(f"class {i} {class_names[i]} has no images")
-    out_dir = out_dir or data_dir
+    out_dir = out_dir or default_out_dir(data_dir)
     os.makedirs(out_dir, exist_ok=True)
     manifest = os.path.join(out_dir, "manifest.csv")
     digest = hashlib.sha256()

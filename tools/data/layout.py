@@ -16,7 +16,9 @@ load_datasets().
 import dataclasses
 import json
 import logging
+import math
 import os
+import typing
 import unicodedata
 
 import numpy as np
@@ -46,6 +48,12 @@ class Dataset:
 
     def subset(self, index):
         return Dataset([self.paths[i] for i in index], self.labels[index], self.class_names, self.layout)
+
+
+def data_name(data_dir):
+    """A data folder's name for what is written about it: its parent's when it is the layout's train_data_v2."""
+    parts = os.path.normpath(os.path.abspath(data_dir)).split(os.sep)
+    return parts[-2] if parts[-1] == "train_data_v2" and len(parts) > 1 else parts[-1]
 
 
 def find_rule_file(data_dir):
@@ -260,17 +268,27 @@ def format_counts(class_names, *columns):
     return "\n".join(rows)
 
 
+class Flow(typing.NamedTuple):
+    """data_flow's loaders: `train` and `val` (None when val_split is 0) for fit, `dataset` (everything
+    scanned), `report` (the whole validation set, for the report: `val` itself unless sharded)."""
+    train: object
+    val: object
+    dataset: Dataset
+    report: object
+
+
 def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_size=224, val_split=0.1,
               seed=233, label_smoothing=0.005, workers=1, use_multiprocessing=False, max_queue_size=10,
-              print_fn=print, cache="auto", cache_dir=None):
+              print_fn=print, cache="auto", cache_dir=None, shard=(0, 1)):
     """The original's entry point: scan, split (stratified, seeded) and wrap in two Sequences.
 
     `data_dir` is one folder or a list of folders sharing one class list (load_datasets).
     `cache` ("auto", "ram", "disk" or "none") and `cache_dir` (where a disk cache lives; train.py:
     <output_dir>/cache) choose where the decoded images are kept (tools/training/cache.py): the
     training and the validation sequence each get a cache of their own, named "train" and "val".
-    Returns (train_sequence, val_sequence or None when val_split is 0, Dataset). Raises DataError
-    for a data set of fewer than 2 classes: nothing to tell apart.
+    `shard` = (i, n): worker i of n in a multi-machine run loads only its share of the split, every
+    n-th image from the i-th, in as many batches of `batch_size` (its own) as every other worker.
+    Returns a Flow. Raises DataError for a data set of fewer than 2 classes: nothing to tell apart.
     """
     # The loader is a keras.utils.PyDataset: imported here so that scanning data loads no Keras.
     from tools.training.cache import CACHE_MODES, open_cache
@@ -292,7 +310,11 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
              + "\n" + format_counts(ds.class_names, *counts))
     loader = dict(num_classes=len(ds.class_names), batch_size=batch_size, input_size=input_size, seed=seed,
                   workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
-    train = ds.subset(train_idx)
+    index, count = shard
+
+    def share(idx):
+        """This worker's part of `idx` and the batches every worker takes for all of `idx`."""
+        return idx[index::count], math.ceil(math.ceil(len(idx) / count) / batch_size)
 
     def cache_of(paths, name):
         try:
@@ -301,11 +323,21 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
             raise DataError(f"cannot keep the decode cache in {cache_dir} ({e.strerror or e}); "
                             "pass --cache ram or --cache none") from None
 
+    mine, steps = share(train_idx)
+    if count > 1:
+        print_fn(f"worker {index} of {count}: {len(mine)} of {len(train_idx)} training photos and "
+                 f"{len(share(val_idx)[0])} of {len(val_idx)} validation photos are this worker's share")
+    train = ds.subset(mine)
     train_seq = GarbageClassifySequence(train.paths, train.labels, training=True, label_smoothing=label_smoothing,
-                                        cache=cache_of(train.paths, "train"), **loader)
-    val_seq = None
+                                        cache=cache_of(train.paths, "train"), steps=steps, **loader)
+    val_seq = report = None
     if len(val_idx):
-        val = ds.subset(val_idx)
-        val_seq = GarbageClassifySequence(val.paths, val.labels, training=False,
-                                          cache=cache_of(val.paths, "val"), **loader)
-    return train_seq, val_seq, ds
+        mine, steps = share(val_idx)
+        val = ds.subset(mine)
+        val_seq = GarbageClassifySequence(val.paths, val.labels, training=False, cache=cache_of(val.paths, "val"),
+                                          steps=steps, weight=count * steps * batch_size / len(val_idx), **loader)
+        report = val_seq
+        if count > 1:  # the chief's report scores the whole validation set, alone
+            whole = ds.subset(val_idx)
+            report = GarbageClassifySequence(whole.paths, whole.labels, training=False, **loader)
+    return Flow(train_seq, val_seq, ds, report)

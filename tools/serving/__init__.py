@@ -7,5 +7,6 @@ uploads.py  a photo out of a request (tolerant multipart, in memory), --save_upl
 model.py    the model, loaded in the background, judging uploads
 batcher.py  micro-batching               feedback.py  --collect DIR
 kiosk.py    the server camera            state.py   where the routes find those objects
-http.py     the dev and waitress servers: timeouts, TLS, Server and security headers
+http.py     the listening socket, the limits on slow clients, the dev server, TLS, Server and security headers
+production.py  waitress (--production) under the same limits
 """

@@ -26,9 +26,10 @@ def health(holder, collector=None):
     return dict(status="error" if holder.error else "loading", error=holder.error, model=holder.model_name), 503
 
 
-def labels(classifier):
-    """/labels: the class names (index = label) and the bins."""
-    return dict(labels=classifier.labels, bins=classifier.bins)
+def labels(classifier, names):
+    """/labels: the class names (index = label), the bins, and `names`: the items and bins in the
+    page's other language, {"en": {"items": [one per label], "bins": {bin: name}}} (tools/names.py)."""
+    return dict(labels=classifier.labels, bins=classifier.bins, names=names)
 
 
 def saved(file, label, name, collected):

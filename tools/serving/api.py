@@ -8,9 +8,11 @@ with --server_camera.
 
 from flask import Blueprint, Response, current_app, request
 
+from tools.names import NamesFileError, names_in
 from tools.serving import answers, state
 from tools.serving.feedback import FeedbackError
-from tools.serving.uploads import BadImage, read_upload, save_upload
+from tools.serving.http import RETRY_AFTER_S
+from tools.serving.uploads import BadImage, body_too_large, read_upload, save_upload
 
 api = Blueprint("api", __name__)
 kiosk = Blueprint("kiosk", __name__)
@@ -19,13 +21,17 @@ kiosk = Blueprint("kiosk", __name__)
 def http_error(e):
     """Every HTTP error, pages included, as JSON {"error": ...}; 413 says what the limit is."""
     if e.code == 413:  # the body is over MAX_CONTENT_LENGTH (form limits are BadImage, see uploads.read_multipart_photo)
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        return answers.error(f"file too large: the limit is {limit / (1024 * 1024):g} MB"), 413
+        return answers.error(body_too_large(current_app.config["MAX_CONTENT_LENGTH"])), 413
     return answers.error(f"{e.name}: {e.description}"), e.code
 
 
+def _retry_after(holder):
+    """Retry-After while the model is loading (not once it has failed: retrying will not help)."""
+    return {} if holder.error else {"Retry-After": str(RETRY_AFTER_S)}
+
+
 def _not_ready():
-    return answers.not_ready(state.holder()), 503
+    return answers.not_ready(state.holder()), 503, _retry_after(state.holder())
 
 
 def _answer(data):
@@ -44,7 +50,8 @@ def _answer(data):
 
 @api.get("/healthz")
 def healthz():
-    return answers.health(state.holder(), state.collector())
+    answer, status = answers.health(state.holder(), state.collector())
+    return answer, status, _retry_after(state.holder()) if status == 503 else {}
 
 
 @api.post("/predict")
@@ -61,7 +68,13 @@ def predict():
 def labels():
     if not state.holder().ready.is_set():
         return _not_ready()
-    return answers.labels(state.holder().classifier)
+    classifier = state.holder().classifier
+    try:
+        names = {"en": names_in(classifier.labels, "en")}
+    except NamesFileError as e:  # a broken names file must not take the class list away: own names then
+        current_app.logger.warning("%s; the page shows the class names as they are", e)
+        names = {}
+    return answers.labels(classifier, names)
 
 
 @api.post("/feedback")

@@ -1,8 +1,8 @@
 """The served model: loaded in a background thread, then judging uploads through the micro-batcher.
 
 Why in the background: the server answers at once (/healthz says 503 "loading", or "error" with
-what went wrong) while a model URL is fetched and the model is loaded and warmed up; nothing is
-loaded before create_app() asks for it. What clients are told about a failed load names the model
+what went wrong) while Keras is imported, a model URL is fetched and the model is loaded and warmed
+up; nothing is loaded before create_app() asks for it. What clients are told about a failed load names the model
 by its file name only; the whole message (URL, cache path) is for the operator's console.
 """
 
@@ -13,6 +13,7 @@ import time
 from tools.images import ACCEPTED, ACCEPTED_NAMES, ImageDecodeError, ImageTooLarge, sniff
 from tools.inference import Classifier
 from tools.model_source import file_sha256, model_file_name, resolve_model
+from tools.quiet import import_keras_quietly
 from tools.serving.batcher import MicroBatcher
 from tools.serving.feedback import CollectError
 from tools.serving.uploads import BadImage
@@ -40,6 +41,7 @@ class ModelHolder:
     def _load(self):
         path = None
         try:
+            import_keras_quietly()  # here, while the server answers; TensorFlow's start-up noise hidden
             path = resolve_model(self.config["MODEL"], self.config.get("MODEL_SHA256"))
             if os.path.isfile(path):
                 self.sha256 = file_sha256(path)

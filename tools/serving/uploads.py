@@ -18,6 +18,8 @@ from flask import Request
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, NeedData
 
+from tools.serving.http import SlowClient
+
 
 class BadImage(Exception):
     """An upload that is not a usable photo; `status` is the HTTP status, the message says why."""
@@ -25,6 +27,11 @@ class BadImage(Exception):
     def __init__(self, message, status=400):
         super().__init__(message)
         self.status = status
+
+
+def body_too_large(limit):
+    """The refusal of a body over `limit` bytes (MAX_CONTENT_LENGTH), whichever server says it."""
+    return f"file too large: the limit is {limit / (1024 * 1024):g} MB"
 
 
 class InMemoryRequest(Request):
@@ -108,18 +115,30 @@ def read_upload(request):
             if data is None:
                 raise BadImage("no image: send the photo in the multipart field 'file'")
         elif ctype.startswith("image/") or ctype == "application/octet-stream":
-            data = request.get_data(cache=False)
+            data = _read_to_end(request.stream)
         elif not ctype and not request.content_length:
             raise BadImage("no image: send the photo in the multipart field 'file' or as an image/* body")
         else:
             raise BadImage(f"unsupported Content-Type {ctype}: send multipart/form-data or an image/* body", 415)
     except ClientDisconnected as e:  # Werkzeug's answer to a read that failed or timed out
+        if isinstance(e.__context__, SlowClient):  # the dev server's body deadline
+            raise BadImage(str(e.__context__), 408) from None
         if isinstance(e.__context__, TimeoutError):
             raise BadImage("upload stalled: the request body stopped arriving before it was complete", 408) from None
         raise BadImage("upload cut off: the client closed the connection before the body was complete") from None
     if not data:
         raise BadImage("empty file")
     return data
+
+
+def _read_to_end(stream):
+    """All of a request body. Werkzeug's readall() of a body without a Content-Length (chunked) stops
+    silently at MAX_CONTENT_LENGTH, which judged a cut-off photo; a read past the limit raises
+    RequestEntityTooLarge (413), as the multipart reader's does."""
+    out = io.BytesIO()
+    while chunk := stream.read(64 * 1024):
+        out.write(chunk)
+    return out.getvalue()
 
 
 def save_upload(folder, data, ext, answer):

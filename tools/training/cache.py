@@ -41,7 +41,7 @@ _log = logging.getLogger(__name__)
 
 CACHE_MODES = ("auto", "ram", "disk", "none")
 #: Bump when what a slot holds changes (decoder, crop rule): every disk cache is rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decoder refuses shapes and sizes it accepted before (tools/images.py budgets)
 #: The state file of a disk cache is rewritten after this many fills (and at every epoch end).
 FLUSH_EVERY = 500
 #: Free disk space kept beyond the cache file: a memmap write on a full disk kills the process (SIGBUS).

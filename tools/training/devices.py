@@ -2,42 +2,104 @@
 warned about) and whether XLA compiles its steps (--jit_compile)."""
 
 import contextlib
+import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 import keras
 
+from tools.training.cluster import read_keras_distribution, read_tf_config, startup_watchdog
 from tools.training.usage import UsageError
 
 
-def distribution(args):
-    """(scope, number of devices) for --strategy; logical CPU devices for --cpu_devices."""
+@dataclass
+class Placement:
+    """Where one run trains: the scope to build models in, the devices (all workers' together), and for
+    --strategy multiworker this process's place in the cluster and the workers' agreement (Collective)."""
+    scope: object
+    replicas: int = 1
+    local_replicas: int = 1
+    cluster: object = None  # tools.training.cluster.Cluster
+    collective: object = None  # tools.training.multiworker.Collective
+    strategy: object = None
+
+    @property
+    def chief(self):
+        """The one process that writes the outputs."""
+        return self.cluster is None or self.cluster.chief
+
+    @property
+    def workers(self):
+        return self.cluster.count if self.cluster else 1
+
+    @property
+    def index(self):
+        return self.cluster.index if self.cluster else 0
+
+    def failures(self):
+        """A context in which losing another worker is one line (UsageError), not a traceback."""
+        if self.collective is None:
+            return contextlib.nullcontext()
+        if self.strategy is None:  # several JAX processes
+            from tools.training.multiprocess import lost_processes  # JAX's: only then
+
+            return lost_processes()
+        from tools.training.multiworker import lost_workers  # TensorFlow's: only under multiworker
+
+        return lost_workers()
+
+
+def distribution(config):
+    """The Placement of --strategy; logical CPU devices for --cpu_devices."""
     backend = keras.backend.backend()
-    if args.strategy in ("mirrored", "multiworker") and backend != "tensorflow":
-        raise UsageError(f"--strategy {args.strategy} needs the TensorFlow backend; on {backend} use "
+    if config.strategy in ("mirrored", "multiworker") and backend != "tensorflow":
+        raise UsageError(f"--strategy {config.strategy} needs the TensorFlow backend; on {backend} use "
                          f"--strategy data_parallel")
-    if args.strategy == "data_parallel" and backend != "jax":
+    if config.strategy == "data_parallel" and backend != "jax":
         raise UsageError("--strategy data_parallel is the JAX backend's; on TensorFlow use --strategy mirrored")
-    if backend == "tensorflow" and args.cpu_devices > 1:
+    if backend == "tensorflow" and config.cpu_devices > 1:
         import tensorflow as tf  # only on the TensorFlow backend: a JAX install may have no TensorFlow
 
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_devices)
-    if args.strategy == "none":
-        return contextlib.nullcontext(), 1
-    if args.strategy == "data_parallel":
+        if len(tf.config.get_logical_device_configuration(cpu) or ()) != config.cpu_devices:  # once a process
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_devices)
+    if config.strategy == "none":
+        return Placement(contextlib.nullcontext())
+    if config.strategy == "data_parallel":
+        cluster = read_keras_distribution(os.environ)
+        if cluster is None:
+            devices = keras.distribution.list_devices()
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            return Placement(contextlib.nullcontext(), len(devices), len(devices))
+        import jax  # the JAX backend's: local devices of this process
+
+        from tools.training.multiprocess import Processes
+
+        with startup_watchdog(cluster, config.worker_timeout, hint="KERAS_DISTRIBUTION_PROCESS_ID"):
+            keras.distribution.initialize(",".join(cluster.addresses), cluster.count, cluster.index)
         devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return contextlib.nullcontext(), len(devices)
+        parallel = keras.distribution.DataParallel(devices=devices)
+        parallel.auto_shard_dataset = False  # each process loads its own shard (data_flow)
+        keras.distribution.set_distribution(parallel)
+        return Placement(contextlib.nullcontext(), len(devices), jax.local_device_count(), cluster,
+                         Processes(cluster.chief))
     import tensorflow as tf  # tf.distribute is what mirrored and multiworker are
 
-    if args.strategy == "multiworker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    else:
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        strategy = tf.distribute.MirroredStrategy(devices)
-    return strategy.scope(), strategy.num_replicas_in_sync
+    if config.strategy == "multiworker":
+        from tools.training import multiworker  # TensorFlow's: imported only here
+
+        cluster = read_tf_config(os.environ.get("TF_CONFIG"))
+        multiworker.keras_fixes()
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=config.worker_timeout)
+        with startup_watchdog(cluster, config.worker_timeout):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        return Placement(strategy.scope(), strategy.num_replicas_in_sync, len(strategy.extended.worker_devices),
+                         cluster, multiworker.Collective(strategy, cluster.chief), strategy)
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    return Placement(strategy.scope(), strategy.num_replicas_in_sync, strategy.num_replicas_in_sync, strategy=strategy)
 
 
 def use_jit(choice):

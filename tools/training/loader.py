@@ -9,6 +9,12 @@ the whole resized photo). Preprocessing is the model's first layers and the rest
 runs on the accelerator as Keras layers, so batches travel as bytes. Every random choice comes
 from numpy Generators seeded by (seed, epoch, batch): the same seed gives the same batches whatever
 the number of workers, with or without a cache.
+
+Every batch has the same shape, so a compiled step (XLA: JAX, TensorFlow on a GPU) is compiled once,
+not again for a smaller last batch: in training the last batch is filled up with the first images of
+the epoch's order (each image is seen at least once an epoch); in validation it is padded with copies
+of its last image whose sample weight is 0, and the real images weigh N_padded / N each, so the loss
+and every metric Keras averages over the padded epoch equal their mean over the real images exactly.
 """
 
 import logging
@@ -47,7 +53,7 @@ class GarbageClassifySequence(keras.utils.PyDataset):
     Args:
         paths, labels: the images and their label ids.
         num_classes: width of the one-hot targets.
-        batch_size: images per batch (the last batch may be smaller).
+        batch_size: images per batch (every batch, the last one filled up or padded).
         input_size: side of the square crop fed to the model; images are first resized so the
             shorter side is input_size * 256 / 224 and cropped to that square.
         training: random crops, label smoothing and shuffling; else centre crops, in order.
@@ -57,14 +63,21 @@ class GarbageClassifySequence(keras.utils.PyDataset):
             (open_cache), or None to decode every image on every use.
         preprocess: yield float32 `models.preprocess.preprocess_input` batches instead of uint8
             (for best.h5 files of the old contract, which take preprocessed floats).
+        steps: batches per epoch (default: enough for every image once); several workers of one run
+            each load a share of the images and must all take the same number of steps.
+        weight: the sample weight of a real validation image (default: steps x batch_size / images,
+            so that averages over the padded epoch are the real images' means; workers sharing one
+            validation set pass the one for the whole set).
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` for keras.utils.PyDataset.
 
-    Batches are (x, y): x uint8 (n, input_size, input_size, 3) RGB (float32 with `preprocess`),
-    y float32 (n, num_classes) one-hot, label-smoothed in training.
+    Batches are (x, y) in training, (x, y, sample_weight) in validation: x uint8 (batch_size,
+    input_size, input_size, 3) RGB (float32 with `preprocess`), y float32 (batch_size, num_classes)
+    one-hot, label-smoothed in training; every batch batch_size long (see the module's docstring).
+    `count` images are real; `model.predict(seq)[:seq.count]` are their predictions, in `order`.
     """
 
     def __init__(self, paths, labels, num_classes, batch_size=32, input_size=224, training=False,
-                 label_smoothing=0.0, seed=233, cache=None, preprocess=False, **kwargs):
+                 label_smoothing=0.0, seed=233, cache=None, preprocess=False, steps=None, weight=None, **kwargs):
         super().__init__(**kwargs)
         if len(paths) != len(labels):
             raise ValueError("`paths` and `labels` must have the same length. "
@@ -86,6 +99,11 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         self.seed = int(seed)
         self.cache = cache
         self.preprocess = bool(preprocess)
+        self.steps = int(steps) if steps else math.ceil(len(self.paths) / self.batch_size)
+        if self.steps * self.batch_size < len(self.paths) and not self.training:
+            raise ValueError(f"`steps` x `batch_size` must hold every image in validation. Received: steps={steps!r} "
+                             f"for {len(self.paths)} images in batches of {batch_size}")
+        self.weight = float(weight) if weight else self.steps * self.batch_size / len(self.paths)
         self.epoch = 0
         self._bad = set()
         self._lock = threading.Lock()
@@ -99,7 +117,22 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.training else np.arange(n)
 
     def __len__(self):
-        return math.ceil(len(self.paths) / self.batch_size)
+        return self.steps
+
+    @property
+    def count(self):
+        """The real images of an epoch (validation pads the last batch beyond them)."""
+        return len(self.paths)
+
+    def _indices(self, idx):
+        """Positions in `order` of batch `idx`: batch_size of them, wrapping round to the epoch's first in
+        training; in validation the real ones, then the last repeated as padding."""
+        start, stop = idx * self.batch_size, (idx + 1) * self.batch_size
+        if self.training:
+            return np.take(self.order, np.arange(start, stop), mode="wrap")
+        real = self.order[start:stop]
+        pad = real[-1] if len(real) else self.order[-1]
+        return np.concatenate([real, np.full(self.batch_size - len(real), pad, dtype=self.order.dtype)])
 
     def on_epoch_end(self):
         if self.cache is not None:
@@ -139,7 +172,7 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         if not 0 <= idx < len(self):
             raise IndexError(f"`idx` must be a batch index in 0..{len(self) - 1}. Received: idx={idx!r}")
         rng = np.random.default_rng([self.seed, self.epoch, idx, int(self.training)])
-        indices = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
+        indices = self._indices(idx)
         images = np.empty((len(indices), self.input_size, self.input_size, 3), dtype=np.uint8)
         labels = np.empty(len(indices), dtype=np.int64)
         for k, i in enumerate(indices):
@@ -147,4 +180,10 @@ class GarbageClassifySequence(keras.utils.PyDataset):
             images[k] = (random_crop(square, self.input_size, rng) if self.training
                          else center_crop(square, self.input_size))
         x = preprocess_input(images) if self.preprocess else images
-        return x, smooth_labels(labels, self.num_classes, self.label_smoothing)
+        y = smooth_labels(labels, self.num_classes, self.label_smoothing)
+        if self.training:
+            return x, y
+        real = max(0, min(self.batch_size, self.count - idx * self.batch_size))
+        weights = np.zeros(self.batch_size, dtype=np.float32)
+        weights[:real] = self.weight
+        return x, y, weights

@@ -1,31 +1,39 @@
-"""The two training recipes, phase by phase, each phase resumable after a kill.
+"""The training recipes as data (a list of PhaseSpec per --weights) and the one function that runs a phase.
 
 With pretrained weights (ImageNet or a file): phase 1 trains the top with the backbone frozen,
 phase 2 fine-tunes backbone stages --unfreeze_from..5 at a lower learning rate with
-BatchNormalization kept in inference mode. With --weights none: one "scratch" phase trains the
-whole network under a warm-up + cosine schedule. A phase that state.json records as done is not
-run again; an interrupted one continues from its last epoch backup (tools/training/resume.py).
+BatchNormalization kept in inference mode, starting from phase 1's best weights. With --weights none:
+one "scratch" phase trains the whole network under a warm-up + cosine schedule with AdamW. Epochs are
+numbered on across phases. A phase that the RunState records as done is not run again; an
+interrupted one continues from its last epoch backup (tools/training/resume.py).
 
 Two models take part: `model`, the classifier that best.h5 holds, and `trainer`, what `fit` trains:
 the classifier behind the augmentation block of --augment (models/augmentation.py), or the classifier
 itself. They share every weight; trainable flags are set on the classifier's layers.
 """
 
+import contextlib
 import logging
 import os
 import shutil
 import sys
+from dataclasses import dataclass, field
 
 import keras
 
 from models.classifier import set_trainable_from
-from models.saving import load_model, save_model_atomic
+from models.saving import load_model, save_model_atomic, save_weights_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
-from tools.training.resume import drop_history_rows, restore, save_weights_atomic, seed_states, set_seed_states
-from tools.training.state import backup_dir, history_path, phase1_end_path, save_state
+from tools.training.devices import Placement
+from tools.training.interrupts import Interrupted, Signals
+from tools.training.resume import PhaseBackup, seed_states
+from tools.training.state import backup_dir, history_path, phase_end_path, save_state
 
 log = logging.getLogger(__name__)
+
+WARMUP_SHARE = 0.1  # of the steps, in the from-scratch schedule
+FINAL_LR_SHARE = 0.01  # the cosine ends at this share of the learning rate
 
 
 def header(text):
@@ -33,114 +41,163 @@ def header(text):
     log.info("\n==> %s", text)
 
 
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase of a recipe: what trains, for how long, how fast."""
+    name: str  # names its backup folder, history file and RunState entry
+    title: str  # the log's header for it
+    epochs: int
+    learning_rate: float
+    schedule: str = "constant"  # or "warmup_cosine" (10% linear warm-up from lr/10, cosine down to lr/100)
+    train_from: int = 6  # models.classifier.set_trainable_from: backbone stages >= this train, 6 = head only
+    batchnorm: bool = False  # backbone BatchNormalization trains too (only when nothing is pretrained)
+    plateau: bool = True  # ReduceLROnPlateau
+    weight_decay: float = None  # AdamW's; None = Adam
+    start_from_best: bool = False  # load best.h5 (or the phase before's last weights) first
+    keep_end_weights: bool = False  # keep this phase's last weights for the next phase (when no best.h5)
+
+
+def recipe(config):
+    """The phases --weights asks for, from the (device-scaled) config."""
+    if not config.pretrained:
+        return [PhaseSpec(
+            "scratch", f"Training from scratch: all layers, {plural(config.epochs, 'epoch')}, warm-up + cosine to "
+            f"lr {config.scaled_learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)",
+            config.epochs, config.scaled_learning_rate, schedule="warmup_cosine", train_from=1, batchnorm=True,
+            plateau=False, weight_decay=1e-4)]
+    phases = [PhaseSpec(
+        "phase1", f"Phase 1/2: train the top, backbone frozen, {plural(config.epochs, 'epoch')}, Adam lr "
+        f"{config.scaled_learning_rate:g}", config.epochs, config.scaled_learning_rate, keep_end_weights=True)]
+    if config.fine_tune_epochs:
+        phases.append(PhaseSpec(
+            "phase2", f"Phase 2/2: fine-tune stages {config.unfreeze_from}..5 + top, BatchNorm frozen, "
+            f"{plural(config.fine_tune_epochs, 'epoch')}, Adam lr {config.scaled_fine_tune_lr:g}",
+            config.fine_tune_epochs, config.scaled_fine_tune_lr, train_from=config.unfreeze_from,
+            start_from_best=True))
+    return phases
+
+
 def compile_model(model, learning_rate, num_classes, jit, weight_decay=None):
     optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay) if weight_decay
                  else keras.optimizers.Adam(learning_rate))
+    # weighted_metrics: validation's padding has sample weight 0 (tools/training/loader.py); plain `metrics`
+    # would ignore the weights and count it
     model.compile(optimizer=optimizer, loss="categorical_crossentropy",
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                  weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")],
                   jit_compile=jit)
 
 
-def fit_phase(model, trainer, args, state, phase, train_seq, val_seq, initial_epoch, epochs, plateau):
-    """Train epochs initial_epoch..epochs-1, or what an interrupted run left of them; returns the end epoch."""
-    monitor = "val_loss" if val_seq is not None else "loss"
-    folder = backup_dir(args.output_dir, phase)
-    restored = restore(trainer, folder, log.warning)  # the trainer's variables include augmentation's seeds
-    start = initial_epoch
-    if restored is None and state.get("seeds"):
-        # a phase starting afresh goes on from the random generators' states the phase before ended with,
-        # as it does in an uninterrupted run (a no-op there); a rerun after a kill between phases needs it
-        set_seed_states(trainer, state["seeds"])
-    if restored is not None:
-        state.update(restored.get("state", {}))
-        start = max(initial_epoch, int(restored["epoch"]))
-        if restored.get("stopped") or start >= epochs:
-            log.info("%s ended after epoch %d in an earlier run (backup in %s)", phase, start, folder)
-        else:
-            log.info("resuming %s from epoch %d (backup in %s)", phase, start + 1, folder)
-    drop_history_rows(history_path(args.output_dir, phase), start)  # epochs from `start` on run (again)
-    if start >= epochs or (restored or {}).get("stopped"):
-        state["seeds"] = seed_states(trainer)  # as the backup left them
-        return start
-    train_seq.set_epoch(start)
-    # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle of a
-    # PyDataset's batch order draws from Python's global `random`, which a resumed run cannot restore.
-    history = trainer.fit(train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start, shuffle=False,
-                          callbacks=make_callbacks(args, state, phase, monitor, plateau, restored, model),
-                          verbose=1 if sys.stdout.isatty() else 2)
-    state["seeds"] = seed_states(trainer)  # for the next phase (saved in state.json by finish_phase)
-    return start + len(history.epoch)
+def _learning_rate(spec, steps_per_epoch):
+    if spec.schedule == "constant":
+        return spec.learning_rate
+    if spec.schedule == "warmup_cosine":
+        steps = steps_per_epoch * spec.epochs
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=spec.learning_rate / 10, decay_steps=steps, alpha=FINAL_LR_SHARE,
+            warmup_target=spec.learning_rate, warmup_steps=max(1, int(WARMUP_SHARE * steps)))
+    raise ValueError(f"`schedule` must be 'constant' or 'warmup_cosine'. Received: schedule={spec.schedule!r}")
 
 
-def finish_phase(model, args, state, phase, end):
-    """Record `phase` as done in state.json (so a rerun does not train it again), then drop its backups."""
-    best = os.path.join(args.output_dir, MODEL_FILE)
+@dataclass
+class Training:
+    """What every phase of one run works on."""
+    config: object  # TrainConfig (device-scaled)
+    model: object  # the classifier (best.h5)
+    trainer: object  # what fit trains
+    train_seq: object
+    val_seq: object
+    num_classes: int
+    jit: bool
+    state: object  # RunState
+    writer: object  # checkpoints.BackgroundWriter
+    place: object = field(default_factory=lambda: Placement(contextlib.nullcontext()))  # devices.Placement
+    phases: list = field(default_factory=list)  # the names of the phases run (history.csv)
+
+    def feed(self, seq):
+        """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
+        if seq is None or self.place.strategy is None or self.place.collective is None:
+            return seq  # one process, or several JAX ones (each feeds its own batches)
+        from tools.training.multiworker import distribute  # TensorFlow's: only under multiworker
+
+        return distribute(seq, self.place.strategy, self.config.workers)
+
+
+def run_recipe(t, specs):
+    """Run each phase of `specs` in turn, epochs numbered on; returns the names of the phases (history.csv)."""
+    end = 0
+    for i, spec in enumerate(specs):
+        then = _called(specs[i + 1]) if i + 1 < len(specs) else "the outputs"
+        end = run_phase(t, spec, end, then)
+    return [spec.name for spec in specs]
+
+
+def run_phase(t, spec, initial_epoch, then="the outputs"):
+    """Train `spec` for its epochs from `initial_epoch` on, or what an interrupted run left of them, and
+    record it as done; returns the epoch it ended at."""
+    if spec.name in t.state.phases_done:
+        end = t.state.phases_done[spec.name]
+        log.info("%s finished in an earlier run (%s%s); going on with %s", _called(spec), plural(end, "epoch"),
+                 " in all" if initial_epoch else "", then)
+        return end
+    header(spec.title)
+    output_dir, chief, collective = t.config.output_dir, t.place.chief, t.place.collective
+    if spec.start_from_best:
+        best, end_weights = os.path.join(output_dir, MODEL_FILE), phase_end_path(output_dir, "phase1")
+        if chief and os.path.exists(best):
+            t.model.set_weights(load_model(best).get_weights())
+        elif chief and os.path.exists(end_weights):
+            t.model.load_weights(end_weights)
+        if collective:
+            collective.chief_variables(t.model.weights)
+    set_trainable_from(t.model, spec.train_from, batchnorm=spec.batchnorm)
+    compile_model(t.trainer, _learning_rate(spec, len(t.train_seq)), t.num_classes, t.jit, spec.weight_decay)
+    epochs = initial_epoch + spec.epochs
+    signals = Signals()
+    backup = PhaseBackup(backup_dir(output_dir, spec.name), t.trainer, t.state, t.writer,
+                         every=t.config.backup_every, history=history_path(output_dir, spec.name), signals=signals,
+                         collective=collective, chief=chief)
+    start = backup.restore(initial_epoch, epochs, spec.name)
+    if start < epochs and not backup.stopped:
+        t.train_seq.set_epoch(start)
+        log.info("compiling the training step: its first epoch takes longer...")
+        monitor = "val_loss" if t.val_seq is not None else "loss"
+        callbacks = make_callbacks(t.config, t.state, spec, monitor, t.model, t.writer, backup,
+                                   len(t.train_seq) * t.train_seq.batch_size * t.place.workers, chief)
+        try:
+            with signals.catching():
+                # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle
+                # of a PyDataset's batch order draws from Python's global `random`, which a rerun cannot restore.
+                history = t.trainer.fit(t.feed(t.train_seq), validation_data=t.feed(t.val_seq), epochs=epochs,
+                                        initial_epoch=start, shuffle=False, callbacks=callbacks,
+                                        verbose=1 if sys.stdout.isatty() else 2)
+        except Interrupted as e:
+            e.saved = backup.save_latest(wait=True)
+            raise
+        start += len(history.epoch)
+    t.state.seeds = seed_states(t.trainer)  # where the next phase's generators start
+    if spec.keep_end_weights and chief:
+        save_weights_atomic(t.model, phase_end_path(output_dir, spec.name))
+    _finish(t, spec, start)
+    return start
+
+
+def _called(spec):
+    return {"scratch": "training", "phase1": "phase 1", "phase2": "phase 2"}.get(spec.name, spec.name)
+
+
+def _finish(t, spec, end):
+    """Record `spec` as done in state.json (so a rerun does not train it again), then drop its backups."""
+    t.writer.wait()  # best.h5 and the last backup are on disk
+    t.state.phases_done[spec.name] = end
+    if not t.place.chief:
+        return
+    best = os.path.join(t.config.output_dir, MODEL_FILE)
     if not os.path.exists(best):  # no epoch ever improved (NaN): the outputs still need a model
-        save_model_atomic(model, best)
-    state.update({f"{phase}_done": True, f"{phase}_epochs": end})
-    save_state(args.output_dir, state)
-    shutil.rmtree(backup_dir(args.output_dir, phase), ignore_errors=True)
-
-
-def run_recipe(model, trainer, args, state, train_seq, val_seq, num_classes, jit):
-    """Train `model` (through `trainer`) by the recipe of --weights; returns the names of its phases (for history.csv)."""
-    if args.weights == "none":
-        _scratch(model, trainer, args, state, train_seq, val_seq, num_classes, jit)
-        return ["scratch"]
-    end = _phase1(model, trainer, args, state, train_seq, val_seq, num_classes, jit)
-    if not args.fine_tune_epochs:
-        return ["phase1"]
-    _phase2(model, trainer, args, state, train_seq, val_seq, num_classes, jit, end)
-    return ["phase1", "phase2"]
-
-
-def _scratch(model, trainer, args, state, train_seq, val_seq, num_classes, jit):
-    if state.get("scratch_done"):
-        log.info("training finished in an earlier run (%d epochs); going on with the outputs", state["scratch_epochs"])
-        return
-    steps = len(train_seq) * args.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.learning_rate / 10, decay_steps=steps, alpha=0.01,
-        warmup_target=args.learning_rate, warmup_steps=max(1, int(0.1 * steps)))
-    header(f"Training from scratch: all layers, {args.epochs} epochs, warm-up + cosine to lr "
-           f"{args.learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)")
-    set_trainable_from(model, 1, batchnorm=True)  # BN learns its statistics when nothing is pretrained
-    compile_model(trainer, schedule, num_classes, jit, weight_decay=1e-4)
-    end = fit_phase(model, trainer, args, state, "scratch", train_seq, val_seq, 0, args.epochs, plateau=False)
-    state["phase1_epochs"] = end
-    finish_phase(model, args, state, "scratch", end)
-
-
-def _phase1(model, trainer, args, state, train_seq, val_seq, num_classes, jit):
-    """Phase 1 (or its record from an earlier run); returns the epoch it ended at."""
-    if state.get("phase1_done"):
-        log.info("phase 1 finished in an earlier run (%d epochs); going on with phase 2", state["phase1_epochs"])
-        return state["phase1_epochs"]
-    header(f"Phase 1/2: train the top, backbone frozen, {args.epochs} epochs, Adam lr {args.learning_rate:g}")
-    set_trainable_from(model, 6)
-    compile_model(trainer, args.learning_rate, num_classes, jit)
-    end = fit_phase(model, trainer, args, state, "phase1", train_seq, val_seq, 0, args.epochs, plateau=True)
-    save_weights_atomic(model, phase1_end_path(args.output_dir))
-    finish_phase(model, args, state, "phase1", end)
-    return end
-
-
-def _phase2(model, trainer, args, state, train_seq, val_seq, num_classes, jit, start_epoch):
-    if state.get("phase2_done"):
-        log.info("phase 2 finished in an earlier run (%d epochs in all); going on with the outputs",
-                 state["phase2_epochs"])
-        return
-    lr = args.fine_tune_lr or args.learning_rate / 10
-    header(f"Phase 2/2: fine-tune stages {args.unfreeze_from}..5 + top, BatchNorm frozen, "
-           f"{args.fine_tune_epochs} epochs, Adam lr {lr:g}")
-    best, start = os.path.join(args.output_dir, MODEL_FILE), phase1_end_path(args.output_dir)
-    if os.path.exists(best):
-        model.set_weights(load_model(best).get_weights())
-    elif os.path.exists(start):
-        model.load_weights(start)
-    set_trainable_from(model, args.unfreeze_from)
-    compile_model(trainer, lr, num_classes, jit)
-    end = fit_phase(model, trainer, args, state, "phase2", train_seq, val_seq, start_epoch,
-                    start_epoch + args.fine_tune_epochs, plateau=True)
-    finish_phase(model, args, state, "phase2", end)
+        save_model_atomic(t.model, best)
+    save_state(t.config.output_dir, t.state)
+    shutil.rmtree(backup_dir(t.config.output_dir, spec.name), ignore_errors=True)

@@ -183,7 +183,7 @@ def plot_history(rows, path, phase_boundary=None):
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
-    epochs = list(range(1, len(rows) + 1))
+    epochs = [r["epoch"] for r in rows]  # history.csv numbers them from 1
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "top-1 accuracy")):
         for prefix, style in (("", "-o"), ("val_", "-s")):
@@ -214,7 +214,8 @@ def evaluate(model, sequence, class_names, output_dir, target_accuracy=DEFAULT_T
     {"temperature", "threshold", "target_accuracy"} (tools.contract.calibration_of) are applied and
     scored on these photos, which they were not fitted on.
     """
-    probs = np.asarray(model.predict(sequence, verbose=0), dtype=np.float64)
+    # the padding of the last batch left out
+    probs = np.asarray(model.predict(sequence, verbose=0)[:sequence.count], dtype=np.float64)
     order = np.asarray(sequence.order)
     y_true = np.asarray(sequence.labels)[order]
     if calibration is None:

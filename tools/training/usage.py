@@ -36,6 +36,8 @@ def check_args(args):
         raise UsageError("--epochs must be >= 1 and --fine_tune_epochs >= 0")
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val_split must be in [0, 1), got {args.val_split}")
+    if not args.backup_every >= 0:
+        raise UsageError(f"--backup_every must be >= 0 seconds, got {args.backup_every}")
     if args.learning_rate <= 0:
         raise UsageError(f"--learning_rate must be > 0, got {args.learning_rate}")
     if not 0 <= args.label_smoothing < 1:
@@ -50,6 +52,16 @@ def check_args(args):
                 raise UsageError(no_data_message(data_dir, f"No training data at {data_dir}"))
             if not any(os.scandir(data_dir)):
                 raise UsageError(no_data_message(data_dir, f"The data folder {data_dir} is empty"))
+    if args.strategy in ("multiworker", "data_parallel") and not args.test_only:
+        # the cluster's mistakes (TF_CONFIG, KERAS_DISTRIBUTION_*), before TensorFlow or JAX starts
+        from tools.training.cluster import read_keras_distribution, read_tf_config
+
+        if args.strategy == "multiworker":
+            read_tf_config(os.environ.get("TF_CONFIG"))
+        else:
+            read_keras_distribution(os.environ)
+        if not args.worker_timeout > 0:
+            raise UsageError(f"--worker_timeout must be > 0 seconds, got {args.worker_timeout}")
     if args.tensorboard and not tensorboard_available():
         raise UsageError("--tensorboard writes through TensorFlow's tf.summary and the tensorboard package: "
                          "pip install -r requirements.txt, or leave --tensorboard out")

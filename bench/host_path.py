@@ -1,0 +1,92 @@
+"""How fast can train.py's own path go when the model costs nothing? The host-path ceiling.
+
+    python bench/host_path.py                        # all TrashNet photos, 224 px, batch 64, 4 epochs
+    python bench/host_path.py --per_class 100 --json out.json
+
+Runs tools.training.run.train, the function train.py calls, with everything real (the loader and its
+RAM decode cache, validation, best.h5, history, epoch backups every 300 s by default, the epoch clock)
+except the model: uint8 pixels -> Rescaling -> GlobalAveragePooling2D -> Dense softmax. Its steady
+images/s (whole epochs after the first, validation and saves included, as train.py prints them) is the
+most any model can train at through this path on this machine; it must be above what one accelerator
+consumes (keras.applications.ResNet50, bf16, H100/H200: 2,800-3,300 images/s), or the GPU waits for
+the host. Prints one line of figures; --json writes them too.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench.train_speed import TRASHNET, subset  # noqa: E402
+from tools.quiet import import_keras_quietly  # noqa: E402
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=TRASHNET, help="labelled photos (default: ../shared TrashNet)")
+    p.add_argument("--per_class", type=int, default=0, help="photos per class, 0 = all (default: %(default)s)")
+    p.add_argument("--input_size", type=int, default=224, help="(default: %(default)s)")
+    p.add_argument("--batch_size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=4, help=">= 2; the first fills the cache (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="loader threads (default: cores)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    return p
+
+
+def null_classifier(num_classes, input_size, weights=None):
+    """A classifier that costs almost nothing, with the real one's input (uint8 pixels) and output."""
+    import keras
+    from keras import layers
+
+    pixels = keras.Input((input_size, input_size, 3), dtype="uint8", name="pixels")
+    x = layers.Rescaling(1 / 255, name="head_scale")(pixels)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    return keras.Model(pixels, layers.Dense(num_classes, activation="softmax", name="head_logits")(x), name="null")
+
+
+def main(args):
+    import logging
+
+    if not os.path.isdir(args.data_dir):
+        print(f"error: no photos at {args.data_dir} (the shared TrashNet copy, or pass --data_dir)", file=sys.stderr)
+        return 2
+    if args.epochs < 2:
+        print("error: --epochs must be >= 2 (the first fills the decode cache)", file=sys.stderr)
+        return 2
+    import_keras_quietly()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from tools.training.config import TrainConfig
+    from tools.training.run import train
+    from tools.training.state import finished_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir, paths, _, num_classes = subset(args.data_dir, args.per_class, tmp)
+        out = os.path.join(tmp, "out")
+        config = TrainConfig(data_dirs=(data_dir,), weights="none", augment="none", cache="ram",
+                             input_size=args.input_size, batch_size=args.batch_size, epochs=args.epochs,
+                             patience=1000, workers=args.workers, output_dir=out)
+        train(config, build_model=null_classifier)
+        state = finished_run(out)
+    whole, steps = state.rates()
+    steady = state.steady()
+    figures = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+               "photos": len(paths), "input_size": args.input_size, "batch_size": args.batch_size,
+               "images_per_s_whole_epochs": whole, "images_per_s_steps": steps,
+               "steady_epochs": [{"wall": e.wall, "data": e.data, "steps": e.steps, "validation": e.validation,
+                                  "callbacks": e.callbacks} for e in steady]}
+    print(f"host path, null model, {len(paths)} photos at {args.input_size} px, batch {args.batch_size}: "
+          f"{whole:.0f} images/s over whole steady epochs (validation and saves included), {steps:.0f} in the steps")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(figures, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

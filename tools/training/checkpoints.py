@@ -1,0 +1,214 @@
+"""Saving without stalling training: a snapshot of the variables on the training thread (a copy in
+memory, fast), the file written, fsynced and renamed by one background thread.
+
+Why: an epoch backup (model + AdamW state, 314 MB for ResNet50 whatever the input size) and best.h5
+(105 MB) written on the training thread cost 1-2 s per epoch on a 2-core CPU; on an accelerator, where a
+TrashNet epoch is ~0.5 s of steps, they would be most of the epoch. Here the training thread only
+copies the variables (`snapshot`: on TensorFlow a device copy that shares the buffers until the next
+update writes them; on JAX a device copy, since the next step donates the arrays) and goes on; the
+`BackgroundWriter` turns the copies into files. It runs one job at a time (never two writes at once),
+keeps the newest pending job of each kind (an older one not yet started is dropped: the newer
+supersedes it) and runs best.h5 jobs before backups, so a backup on disk never records a best value
+whose best.h5 is not on disk yet. `wait()` drains it: at a phase's end, on SIGTERM, before the outputs.
+
+Why not keras.callbacks.OrbaxCheckpoint (Keras >= 3.14, asynchronous, atomic): it needs the
+orbax-checkpoint package and JAX, and the lean install (TensorFlow alone) must keep saving.
+
+Backup files are `.npz` (numpy's own format, numpy.savez): every model and optimizer variable under its
+Keras path (`conv1_conv/kernel`, the random generators' `.../seed_generator_state`,
+`optimizer/conv1_conv_kernel_momentum`), so restoring needs no model call and checks each shape.
+"""
+
+import logging
+import os
+import threading
+import time
+
+import keras
+import numpy as np
+
+from models.saving import TMP, replace_atomic, save_model_atomic
+
+log = logging.getLogger(__name__)
+
+BEST, BACKUP = "best", "backup"  # job kinds, in the order the writer runs them
+
+
+def training_variables(model):
+    """[(key, variable)] of every variable a backup holds: the model's (weights, BatchNorm statistics,
+    generator states) under their Keras paths, and its optimizer's (step count, learning rate, moments) under
+    "optimizer/<name>": the optimizer's own name is numbered by how many were made before it in the process
+    ("adam", "adam_1"), which differs between a run and its rerun."""
+    found, seen = [], set()
+    for v in model.variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.append((v.path, v))
+    optimizer = model.optimizer
+    for v in optimizer.variables if optimizer is not None else ():
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.append(("optimizer/" + v.path.split("/", 1)[-1], v))
+    return found
+
+
+def snapshot(variables):
+    """Copies of the variables' current values that later training steps do not change (fast: no file, and
+    on an accelerator no transfer to the host)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf  # the TensorFlow backend's own copy op
+
+        return [tf.identity(v.value) for v in variables]
+    if backend == "jax":
+        import jax.numpy as jnp  # the JAX backend's own copy: the next train step donates (deletes) the arrays
+
+        return [jnp.copy(v.value) for v in variables]
+    return [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
+
+
+def write_variables(path, names, values):
+    """{name: value} as an .npz file at `path`, through a temporary file + replace_atomic; returns its size."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, os.path.basename(path).replace(".npz", f"{TMP}{os.getpid()}.npz"))
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{name: np.asarray(value) for name, value in zip(names, values)})
+        replace_atomic(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return os.path.getsize(path)
+
+
+def read_variables(path, keyed):
+    """Assign each variable of `keyed` ([(key, variable)], training_variables) its value from the .npz at
+    `path` (written by write_variables).
+
+    Raises ValueError naming what does not fit (a missing variable, another shape) before assigning
+    anything; OSError/zip errors for a file that does not open.
+    """
+    with np.load(path, allow_pickle=False) as stored:
+        missing = [k for k, _ in keyed if k not in stored.files]
+        if missing:
+            raise ValueError(f"{len(missing)} variable(s) not in the backup, e.g. {missing[0]}")
+        values = [stored[k] for k, _ in keyed]
+    wrong = [(k, a.shape, tuple(v.shape)) for (k, v), a in zip(keyed, values) if a.shape != tuple(v.shape)]
+    if wrong:
+        raise ValueError(f"{wrong[0][0]} has shape {wrong[0][1]} in the backup, {wrong[0][2]} in the model")
+    for (_, v), a in zip(keyed, values):
+        v.assign(a)
+
+
+class BackgroundWriter:
+    """One thread that writes snapshots to files, newest job per kind, best.h5 before backups.
+
+    `submit(kind, job, what)` queues `job()` (a function doing the write) under `kind` ("best" or
+    "backup"), replacing a job of that kind not yet started; `wait()` returns once nothing is pending
+    or running; `close()` waits, then ends the thread. A job that raises is reported in one warning and
+    training goes on. `blocked` is the training thread's seconds spent waiting in wait(); `written`
+    lists (what, seconds) of each finished job.
+    """
+
+    def __init__(self, warn=log.warning):
+        self.warn = warn
+        self._pending = {}
+        self._running = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = None
+        self.blocked = 0.0
+        self.written = []
+        self.errors = []
+
+    def _start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="checkpoint-writer", daemon=True)
+            self._thread.start()
+
+    def submit(self, kind, job, what):
+        if kind not in (BEST, BACKUP):
+            raise ValueError(f"`kind` must be {BEST!r} or {BACKUP!r}. Received: kind={kind!r}")
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the checkpoint writer is closed")
+            self._pending[kind] = (job, what)
+            self._start()
+            self._cond.notify_all()
+
+    def _loop(self):
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                kind = BEST if BEST in self._pending else BACKUP
+                job, what = self._pending.pop(kind)
+                self._running = what
+            t0 = time.perf_counter()
+            try:
+                job()
+                self.written.append((what, time.perf_counter() - t0))
+            except Exception as e:  # a full disk, a permission: say it, keep training
+                self.errors.append((what, e))
+                self.warn(f"warning: could not write {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                          "training goes on")
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()
+
+    def busy(self):
+        with self._cond:
+            return bool(self._pending) or self._running is not None
+
+    def wait(self):
+        t0 = time.perf_counter()
+        with self._cond:
+            while self._pending or self._running is not None:
+                self._cond.wait()
+        self.blocked += time.perf_counter() - t0
+
+    def close(self):
+        self.wait()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class BestModel(keras.callbacks.Callback):
+    """ModelCheckpoint(save_best_only) for inference files: when `monitor` improves on the best value the
+    run has seen (kept in `state` across phases and restarts), the classifier's weights are copied in
+    memory and best.h5 (no optimizer state, the HDF5 file predict.py and server.py load) is written by
+    `writer` in the background, atomically (tools/models/saving.save_model_atomic), from a twin of the
+    classifier (`keras.models.clone_model`, made once) that holds the copied weights. `flush()` writes
+    the pending file now: at a phase's end best.h5 is exact."""
+
+    def __init__(self, path, monitor, state, phase, classifier, writer):
+        super().__init__()
+        self.path, self.monitor, self.state, self.phase = path, monitor, state, phase
+        self.classifier, self.writer = classifier, writer
+        self._twin = None
+        self._lock = threading.Lock()
+
+    def _write(self, values):
+        with self._lock:  # the twin is built once, in the writer thread (the training thread never waits for it)
+            if self._twin is None:
+                self._twin = keras.models.clone_model(self.classifier)
+            self._twin.set_weights([np.asarray(v) for v in values])
+            save_model_atomic(self._twin, self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        best = self.state.best_value
+        if value is None or not np.isfinite(value) or (best is not None and value >= best):
+            return
+        values = snapshot(self.classifier.weights)
+        self.writer.submit(BEST, lambda: self._write(values), os.path.basename(self.path))
+        self.state.best_value, self.state.best_epoch = float(value), epoch + 1
+        self.state.best_val_accuracy, self.state.best_phase = (logs or {}).get("val_accuracy"), self.phase
+        log.info("epoch %d: %s improved to %.4f, saving %s", epoch + 1, self.monitor, value, self.path)

@@ -1,0 +1,39 @@
+"""--strategy data_parallel on several machines (JAX): one train.py process per machine, Keras' own
+KERAS_DISTRIBUTION_* variables each (tools/training/cluster.read_keras_distribution).
+
+keras.distribution.initialize forms the cluster (jax.distributed); DataParallel then spans every
+process's devices. Each process feeds only its own shard of the photos (tools/data/layout.data_flow),
+so the distribution's auto-sharding is off. The processes agree on the chief's restored state and on
+stopping through jax.experimental.multihost_utils (`Processes`).
+"""
+
+import contextlib
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from tools.training.cluster import Agreement
+
+
+class Processes(Agreement):
+    """Agreement between the processes of a multi-process JAX run."""
+
+    def any(self, flag):
+        return bool(np.asarray(multihost_utils.process_allgather(np.int32(bool(flag)))).any())
+
+    def chief_values(self, values):
+        return [np.asarray(v) for v in multihost_utils.broadcast_one_to_all(list(values))] if values else []
+
+
+@contextlib.contextmanager
+def lost_processes():
+    """A collective that failed because another process died or hung is one line (UsageError)."""
+    from tools.training.usage import UsageError
+
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise UsageError(f"lost contact with the other processes ({first}); rerun every process's command to "
+                         "continue from the last backup") from None
