@@ -27,7 +27,8 @@ from tools.batch_predict import CSV_COLUMNS, DEFAULT_BATCH_SIZE, expand, problem
 from tools.contract import CROP_CHOICES, DEFAULT_CROPS, DEFAULT_MODEL, ModelFilesError
 from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from tools.images import MAX_PIXELS
-from tools.inference import DEFAULT_THRESHOLD, DEFAULT_TOP_K, Classifier
+from tools.calibration import THRESHOLD_HELP
+from tools.inference import DEFAULT_TOP_K, Classifier
 from tools.model_source import add_model_arguments, resolve_model
 from tools.names import LANGS, NAMES_FILE, NamesFileError, default_lang, english_names
 from tools.quiet import import_keras_quietly
@@ -43,8 +44,7 @@ def get_args_parser():
     p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULT_CROPS,
                    help="centre / +4 corners / +mirrors, averaged (default: %(default)s)")
     p.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="alternatives shown (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="below this top probability the answer is marked unsure (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=None, help=THRESHOLD_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object per input")
     p.add_argument("--csv", metavar="OUT", help="also write one row per input to this CSV file")
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
@@ -78,7 +78,7 @@ def main(args):
     if args.timeout <= 0 or args.max_mb <= 0 or args.max_mpx <= 0:
         print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
         return 2
-    if not 0 <= args.threshold <= 1:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:  # None: the model's own (labels.json)
         print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
         return 2
     lang = args.lang or default_lang()

@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 
+from tools.calibration import THRESHOLD_HELP
 from tools.contract import CROP_CHOICES, ModelFilesError, load_labels
 from tools.model_source import add_model_arguments, is_model_url
 from tools.serving.app import DEFAULTS, create_app
@@ -59,8 +60,7 @@ def get_args_parser():
     p.add_argument("--port", type=int, default=10086, help="port, as in the original (default: %(default)s)")
     p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULTS["CROPS"],
                    help="deterministic crops per photo (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=DEFAULTS["UNSURE_THRESHOLD"],
-                   help="top probability below which the answer is 'not sure' (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=DEFAULTS["UNSURE_THRESHOLD"], help=THRESHOLD_HELP)
     p.add_argument("--max_mb", type=float, default=DEFAULTS["MAX_CONTENT_LENGTH"] // 2 ** 20,
                    help="largest upload in MB (default: %(default)s)")
     p.add_argument("--max_mpx", type=float, default=DEFAULTS["MAX_PIXELS"] / 1e6,
@@ -127,6 +127,9 @@ def main(args):
         return 2
     if args.collect_max_mb <= 0:
         print("error: --collect_max_mb must be above 0", file=sys.stderr)
+        return 2
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
         return 2
     if min(args.timeout, args.head_timeout, args.min_upload_rate) <= 0 or args.threads < 1 or args.max_connections < 1:
         print("error: --timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "

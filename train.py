@@ -10,7 +10,7 @@ BatchNormalization kept in inference mode. With --weights none the whole network
 first epoch under a warm-up + cosine schedule. Killing the process at any moment and rerunning the
 same command continues from the last saved epoch (SIGTERM and Ctrl-C save the last finished one first;
 a finished phase is not run again); --no_resume starts over. Outputs (see --output_dir): best.h5, labels.json, history.csv/png, report.json/txt,
-confusion_matrix.png.
+confusion_matrix.png, reliability.png (calibration), top_losses.png (the worst mistakes).
 """
 
 import argparse
@@ -19,6 +19,7 @@ import os
 import sys
 
 from models.presets import DEFAULT_PRESET, PRESETS
+from tools.calibration import DEFAULT_TARGET_ACCURACY
 from tools.contract import MODEL_FILE, OUTPUT_DIR
 from tools.model_source import add_model_arguments
 from tools.quiet import import_keras_quietly
@@ -102,6 +103,10 @@ def get_args_parser(add_help=True):
     g.add_argument("--report_dir", default=None,
                    help="where --test_only writes its report (default: OUTPUT_DIR/test_<data folder name>/, never "
                         "over the training run's report)")
+    g.add_argument("--target_accuracy", type=float, default=DEFAULT_TARGET_ACCURACY,
+                   help="the 'not sure' threshold stored in labels.json (used by predict.py and server.py) is the "
+                        "lowest calibrated probability at which the validation photos answered reach this accuracy: "
+                        "higher = fewer wrong answers, more 'not sure' (default: %(default)s)")
     g.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard logs (train and validation scalars, learning rate) to "
                         "OUTPUT_DIR/logs/: tensorboard --logdir output/logs")

@@ -64,6 +64,27 @@ def test_export_matches_the_keras_model(exports, parity_classes, fmt, artifact):
     assert contract["input"]["preprocessing"]["mode"] == "caffe"
     assert contract["input"]["preprocessing"]["where"].startswith("inside the model")
     assert contract["labels"] == json.load(open(out / "labels.json", encoding="utf-8"))["labels"]
+    assert contract["output"]["temperature"] == 1.0  # tiny_model's labels.json has none
+
+
+def test_a_tflite_model_applies_the_temperature_of_its_labels_json(exports, photo_bytes, tmp_path):
+    """The .tflite path of the Classifier (predict.py, server.py) calibrates as the Keras path does."""
+    from tools.calibration import apply_temperature
+    from tools.inference import Classifier
+
+    r, out = exports("tflite")
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.load(open(out / "labels.json", encoding="utf-8"))
+    (tmp_path / "labels.json").write_text(json.dumps({**meta, "temperature": 2.5, "threshold": 0.2}), encoding="utf-8")
+    shutil.copy(out / "model.tflite", tmp_path / "model.tflite")
+    lite = Classifier(str(tmp_path / "model.tflite"), crops=5)
+    assert lite.temperature == 2.5 and lite.unsure_threshold == 0.2
+    raw = lite.forward(lite.prepare(photo_bytes)).mean(axis=0)
+    want = apply_temperature(raw, 2.5)  # the crops averaged, then the temperature
+    assert not np.allclose(want, raw, atol=1e-4)
+    got = lite.predict_bytes(photo_bytes)
+    assert [t["probability"] for t in got["top_k"]] == pytest.approx(np.sort(want)[::-1], abs=1e-6)
+    assert got["unsure"] == bool(want.max() < 0.2)
 
 
 def test_an_old_contract_model_still_exports(cli, old_model, parity_classes, tmp_path):

@@ -17,7 +17,9 @@ from conftest import FAST, ROOT
 from support.datagen import make_folder_dataset, make_txt_dataset
 
 OUTPUTS = ("best.h5", "labels.json", "history.csv", "history.png", "report.json", "report.txt",
-           "confusion_matrix.png")
+           "confusion_matrix.png", "reliability.png", "top_losses.png")
+#: report.json "calibration" (tools/calibration.py), in training and in --test_only's report.
+CALIBRATION = {"temperature", "ece_before", "ece_after", "threshold", "target_accuracy", "coverage", "accuracy_answered"}
 
 
 def _history(out):
@@ -66,8 +68,17 @@ def test_outputs_hold_what_predict_and_server_need(scratch_run, tiny_data):
     assert labels["input_size"] == 32 and labels["preprocessing"]["mode"] == "caffe"
     report = json.load(open(os.path.join(out, "report.json"), encoding="utf-8"))
     assert report["images"] == 12
-    for key in ("top1", "top4", "per_class_mean_accuracy", "bin_accuracy", "per_bin", "per_class"):
+    for key in ("top1", "top4", "per_class_mean_accuracy", "bin_accuracy", "bin_majority_baseline", "per_bin",
+                "per_class", "most_confused"):
         assert key in report
+    # the calibration fitted on the validation photos is in labels.json, for predict.py and server.py
+    c = report["calibration"]
+    assert CALIBRATION <= set(c) and c["fitted"] and c["target_accuracy"] == 0.9
+    assert {k: labels[k] for k in ("temperature", "threshold", "target_accuracy")} == {
+        k: c[k] for k in ("temperature", "threshold", "target_accuracy")}
+    assert c["target_reached"] or c["threshold"] == 1.0
+    text = open(os.path.join(out, "report.txt"), encoding="utf-8").read()
+    assert f"ECE after                {c['ece_after']:.4f}" in text and "most confused pairs" in text
     assert set(report["per_bin"]) == {"可回收物", "有害垃圾", "厨余垃圾", "其他垃圾"}
     assert {"precision", "recall", "f1"} <= set(report["per_class"][0])
     assert np.asarray(report["confusion_matrix"]).sum() == 12
@@ -109,6 +120,14 @@ def test_test_only_scores_another_labelled_folder(scratch_run, tmp_path, cli):
     assert "test top-1" in r.stdout and f"report in {report_dir}" in r.stdout
     report = json.load(open(os.path.join(report_dir, "report.json"), encoding="utf-8"))
     assert report["images"] == 20 and os.path.exists(os.path.join(report_dir, "confusion_matrix.png"))
+    for name in ("reliability.png", "top_losses.png"):
+        assert os.path.getsize(os.path.join(report_dir, name)) > 10_000, name
+    # the model's own calibration, scored on photos it was not fitted on
+    labels = json.load(open(os.path.join(out, "labels.json"), encoding="utf-8"))
+    c = report["calibration"]
+    assert CALIBRATION <= set(c) and not c["fitted"]
+    assert c["temperature"] == labels["temperature"] and c["threshold"] == labels["threshold"]
+    assert "calibration: temperature" in r.stdout and "most common bin" in r.stdout
     assert open(os.path.join(out, "report.json"), encoding="utf-8").read() == trained, "the training report stays"
     wrong = make_txt_dataset(str(tmp_path / "wrong"), per_class=2, num_classes=3)
     r = cli("train.py", "--test_only", "--model", os.path.join(out, "best.h5"), "--data_dir", wrong,

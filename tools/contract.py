@@ -11,6 +11,11 @@ Input contracts (labels.json "input"), one per generation of best.h5:
 - CAFFE ("caffe_float32"), every labels.json written before (they have no "input" key): float32
   crops already preprocessed by the caller (`models.preprocess.preprocess_input`: RGB -> BGR, minus
   the ImageNet means). Such models keep loading and predicting: `model_input` feeds each its own.
+
+Calibration (labels.json "temperature", "threshold", "target_accuracy"), added by train.py once the
+model is scored on its validation photos (tools/calibration.py): the temperature every consumer
+applies to the averaged probabilities, the "not sure" threshold chosen for the target accuracy.
+labels.json files without them mean T 1 and the default threshold: older models predict as before.
 """
 
 import json
@@ -19,6 +24,7 @@ import os
 import numpy as np
 
 from models.preprocess import CONTRACT, preprocess_input
+from models.saving import replace_atomic
 
 #: Where train.py writes and where predict.py / server.py / export look by default.
 OUTPUT_DIR = "./output/"
@@ -35,6 +41,10 @@ PIXELS = "rgb_uint8"
 CAFFE = "caffe_float32"
 #: Input contract -> dtype of the model's input tensor.
 INPUT_DTYPES = {PIXELS: "uint8", CAFFE: "float32"}
+#: labels.json calibration keys (see the module docstring), each with what a valid value is; absent in older files.
+CALIBRATION_RULES = {"temperature": ("a number > 0", lambda v: 0 < v < float("inf")),
+                     "threshold": ("a number in 0..1", lambda v: 0 <= v <= 1),
+                     "target_accuracy": ("a number in (0, 1]", lambda v: 0 < v <= 1)}
 
 
 class ModelFilesError(OSError):
@@ -67,12 +77,47 @@ def labels_path(model_path):
     return os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)
 
 
+def _write_labels_file(output_dir, meta):
+    """labels.json through a temporary file and an atomic rename: a kill never leaves half a file."""
+    path = os.path.join(output_dir, LABELS_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(meta, f, ensure_ascii=False, indent=1)
+        replace_atomic(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_labels(output_dir, class_names, input_size):
     """labels.json: the class list (index = model output), input size, input contract (PIXELS: the
     model takes uint8 RGB pixels) and the preprocessing the model does inside (CONTRACT)."""
-    with open(os.path.join(output_dir, LABELS_FILE), "w", encoding="utf-8") as f:
-        json.dump({"labels": list(class_names), "input_size": input_size, "input": PIXELS, "preprocessing": CONTRACT},
-                  f, ensure_ascii=False, indent=1)
+    _write_labels_file(output_dir, {"labels": list(class_names), "input_size": input_size, "input": PIXELS,
+                                    "preprocessing": CONTRACT})
+
+
+def write_calibration(output_dir, temperature, threshold, target_accuracy):
+    """Add the calibration train.py fitted (see the module docstring) to the labels.json in `output_dir`."""
+    with open(os.path.join(output_dir, LABELS_FILE), encoding="utf-8") as f:
+        meta = json.load(f)
+    meta.update(zip(CALIBRATION_RULES, map(float, (temperature, threshold, target_accuracy))))
+    _write_labels_file(output_dir, meta)
+
+
+def calibration_of(meta, source=LABELS_FILE):
+    """{"temperature", "threshold", "target_accuracy"} of a labels.json dict: temperature 1.0 and None
+    for the others where absent (files written before). ModelFilesError for a value out of range
+    (`source` names the file in the message)."""
+    out = {"temperature": 1.0, "threshold": None, "target_accuracy": None}
+    for key, (rule, ok) in CALIBRATION_RULES.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+            raise ModelFilesError(f"{source} says {key}={value!r}, which is not {rule}")
+        out[key] = float(value)
+    return out
 
 
 def input_contract(meta, source=LABELS_FILE):
@@ -107,5 +152,6 @@ def load_labels(model_path):
         raise ModelFilesError(f"no {LABELS_FILE} beside {model_path} ({why})") from None
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ModelFilesError(f"{path} is not a labels file written by train.py ({e})") from None
-    input_contract(meta, path)  # an unknown contract is refused here, before any model is loaded
+    input_contract(meta, path)  # an unknown contract or a bad calibration is refused here, before any model is loaded
+    calibration_of(meta, path)
     return labels, meta

@@ -31,8 +31,8 @@ import numpy as np
 
 from models.preprocess import CONTRACT
 from models.saving import load_model
-from tools.contract import (CAFFE, DEFAULT_MODEL, INPUT_DTYPES, LABELS_FILE, PIXELS, ModelFilesError, input_contract,
-                            labels_path, load_labels, model_input, resize_size)
+from tools.contract import (CAFFE, DEFAULT_MODEL, INPUT_DTYPES, LABELS_FILE, PIXELS, ModelFilesError, calibration_of,
+                            input_contract, labels_path, load_labels, model_input, resize_size)
 from tools.data.layout import load_dataset
 from tools.images import is_image_file, load_image_file
 from tools.inference import TFLiteModel, check_input_dtype
@@ -144,7 +144,10 @@ def write_contract(model_path, out, input_size, artifact, fmt):
     shutil.copy(labels_path(model_path), os.path.join(out, LABELS_FILE))
     contract = {"artifact": os.path.basename(artifact), "format": fmt,
                 "input": input_description(input_contract(meta), input_size),
-                "output": {"shape": [None, len(labels)], "meaning": "class probabilities (softmax)"},
+                "output": {"shape": [None, len(labels)], "meaning": "class probabilities (softmax)",
+                           # labels.json's; what the Classifier does to the crops' average
+                           "calibration": "softmax(log(p) / temperature)",
+                           "temperature": calibration_of(meta)["temperature"]},
                 "labels": labels}
     with open(os.path.join(out, "preprocessing.json"), "w", encoding="utf-8") as f:
         json.dump(contract, f, ensure_ascii=False, indent=1)

@@ -8,6 +8,11 @@ answers for the same photo, and several times slower.
 Result fields: label, name ("bin/item"), category (the bin), probability, top_k, bins (probability
 summed per bin: a reliable bin even when the exact item is uncertain), unsure, time_ms.
 
+Probabilities are calibrated: the crops' average goes through the temperature train.py fitted
+(labels.json "temperature", tools/calibration.py), and `unsure` is true below the threshold it chose
+for its target accuracy (labels.json "threshold") unless the caller gives one. A labels.json
+without them means T 1 and a threshold of 0.5: such models answer exactly as before.
+
 Models take uint8 RGB crops and preprocess them inside ("rgb_uint8" in labels.json); best.h5 files
 from before that take float32 crops preprocessed here ("caffe_float32", labels.json without
 "input"). labels.json says which (tools/contract.input_contract) and the model's input dtype must
@@ -21,13 +26,13 @@ import time
 import numpy as np
 
 from models.saving import load_model
+from tools.calibration import apply_temperature, threshold_in_use
 from tools.contract import (CROP_CHOICES, DEFAULT_CROPS, INPUT_DTYPES, LABELS_FILE, ModelFilesError, bin_of,
-                            input_contract, load_labels, model_input)
+                            calibration_of, input_contract, load_labels, model_input)
 from tools.images import MAX_PIXELS, load_resized
 
-#: Alternatives listed in a result, and the top probability below which it is marked unsure.
+#: Alternatives listed in a result.
 DEFAULT_TOP_K = 5
-DEFAULT_THRESHOLD = 0.5
 
 
 def _check_crops(crops):
@@ -125,12 +130,13 @@ class Classifier:
             (labels.json beside either).
         crops: 1, 5 or 10 deterministic crops per photo, averaged.
         top_k: alternatives listed in each result.
-        unsure_threshold: `unsure` is true when the top probability is below it.
+        unsure_threshold: `unsure` is true when the top (calibrated) probability is below it; None: the
+            model's labels.json "threshold", else tools.calibration.DEFAULT_THRESHOLD (0.5).
         max_pixels: pixel budget of one photo (tools.images.MAX_PIXELS): larger ones raise
             ImageTooLarge before they are decoded.
     """
 
-    def __init__(self, model_path, crops=DEFAULT_CROPS, top_k=DEFAULT_TOP_K, unsure_threshold=DEFAULT_THRESHOLD,
+    def __init__(self, model_path, crops=DEFAULT_CROPS, top_k=DEFAULT_TOP_K, unsure_threshold=None,
                  max_pixels=MAX_PIXELS):
         _check_crops(crops)
         if not os.path.isfile(model_path):
@@ -148,7 +154,11 @@ class Classifier:
         self.input = check_input_dtype(self.model, self.meta, model_path)
         self.model_path = model_path
         self.input_size = int(self.model.input_shape[1])
-        self.crops, self.top_k, self.unsure_threshold = crops, min(top_k, len(self.labels)), unsure_threshold
+        self.crops, self.top_k = crops, min(top_k, len(self.labels))
+        calibration = calibration_of(self.meta)
+        #: labels.json "temperature" (1.0 without one) applied to the crops' average.
+        self.temperature = calibration["temperature"]
+        self.unsure_threshold = threshold_in_use(unsure_threshold, calibration["threshold"])
         self.max_pixels = int(max_pixels)
         self.bins = sorted({bin_of(n) for n in self.labels})
         self._bin_index = np.array([self.bins.index(bin_of(n)) for n in self.labels])
@@ -176,7 +186,7 @@ class Classifier:
         ms = (time.perf_counter() - start) * 1000
         out, i = [], 0
         for b in batches:
-            out.append(self.result(probs[i:i + len(b)].mean(axis=0), ms))
+            out.append(self.result(apply_temperature(probs[i:i + len(b)].mean(axis=0), self.temperature), ms))
             i += len(b)
         return out
 

@@ -28,7 +28,7 @@ DEFAULTS = {
     "MODEL_SHA256": None,
     "CROPS": DEFAULT_CROPS,
     "TOP_K": 5,
-    "UNSURE_THRESHOLD": 0.5,
+    "UNSURE_THRESHOLD": None,  # None: the threshold in the model's labels.json (tools/calibration.py)
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     "MAX_PIXELS": MAX_PIXELS,
     "BATCH_MAX": 8,

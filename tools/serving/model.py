@@ -19,6 +19,11 @@ from tools.serving.feedback import CollectError
 from tools.serving.uploads import BadImage
 
 
+def _number_or_none(value):
+    """A float setting that may be unset (None, or an empty GARBAGE_* variable)."""
+    return None if value in (None, "") else float(value)
+
+
 class ModelHolder:
     """Loads the classifier in a background thread (fetching a URL model first); `ready`, `error` and
     `batcher` tell the routes. `error` names the model by file name only; `detail` is the whole message
@@ -42,7 +47,7 @@ class ModelHolder:
                 self.sha256 = file_sha256(path)
             self.classifier = Classifier(path, crops=int(self.config["CROPS"]),
                                          top_k=int(self.config["TOP_K"]),
-                                         unsure_threshold=float(self.config["UNSURE_THRESHOLD"]),
+                                         unsure_threshold=_number_or_none(self.config["UNSURE_THRESHOLD"]),
                                          max_pixels=int(self.config["MAX_PIXELS"]))
             self.batcher = MicroBatcher(self.classifier, int(self.config["BATCH_MAX"]),
                                         float(self.config["BATCH_WAIT_MS"]))

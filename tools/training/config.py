@@ -9,6 +9,8 @@ rest of tools/training takes a TrainConfig. No Keras here, so train.py --help st
 import dataclasses
 from dataclasses import dataclass
 
+from tools.calibration import DEFAULT_TARGET_ACCURACY
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -45,6 +47,7 @@ class TrainConfig:
     model: str = None
     model_sha256: str = None
     report_dir: str = None
+    target_accuracy: float = DEFAULT_TARGET_ACCURACY
     tensorboard: bool = False
     no_resume: bool = False
     #: devices training runs on (for_devices); 1 until the distribution is known

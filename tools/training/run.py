@@ -16,7 +16,8 @@ from models.augmentation import build_augmentation, training_model
 from models.classifier import build_classifier
 from models.saving import load_model, save_model_atomic
 from models.weights import WeightsUnavailableError
-from tools.contract import CAFFE, MODEL_FILE, ModelFilesError, input_contract, load_labels, write_labels
+from tools.contract import (CAFFE, MODEL_FILE, ModelFilesError, calibration_of, input_contract, load_labels,
+                            write_calibration, write_labels)
 from tools.data.layout import DataError, data_flow, data_name, load_datasets
 from tools.inference import check_input_dtype
 from tools.model_source import ModelSourceError, resolve_model
@@ -24,7 +25,7 @@ from tools.training.checkpoints import BackgroundWriter
 from tools.training.devices import backend_devices, device_report, distribution, nvidia_smi_gpus, use_jit
 from tools.training.loader import GarbageClassifySequence
 from tools.training.phases import Training, header, recipe, run_recipe
-from tools.training.report import evaluate, plot_history, read_history
+from tools.training.report import calibration_summary, evaluate, plot_history, read_history
 from tools.training.resume import remove_stale_temp_files
 from tools.training.state import (RunState, backup_root, load_state, merge_histories, remove_backups, run_record_path,
                                   save_run_record, save_state)
@@ -152,9 +153,14 @@ def _outputs(config, t, flow, t0):
     if flow.report is not None:
         if t.place.collective is not None and t.place.strategy is None:
             keras.distribution.set_distribution(None)  # several JAX processes: the chief scores alone
-        report = evaluate(load_model(best_path), flow.report, flow.dataset.class_names, config.output_dir)
-        log.info("validation: top-1 %.4f, per-class mean %.4f, bin accuracy %.4f",
-                 report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"])
+        report = evaluate(load_model(best_path), flow.report, flow.dataset.class_names, config.output_dir,
+                          target_accuracy=config.target_accuracy)
+        c = report["calibration"]
+        write_calibration(config.output_dir, c["temperature"], c["threshold"], c["target_accuracy"])
+        log.info("validation: top-1 %.4f, per-class mean %.4f, bin accuracy %.4f (always the most common bin: %.4f)",
+                 report["top1"], report["per_class_mean_accuracy"], report["bin_accuracy"],
+                 report["bin_majority_baseline"])
+        log.info(calibration_summary(c))
     wall = time.time() - t0
     state.finished = True
     save_state(config.output_dir, state)
@@ -197,8 +203,9 @@ def test_only(config):
                                   input_size=int(model.input_shape[1]), training=False, workers=config.workers,
                                   preprocess=contract == CAFFE)
     os.makedirs(report_dir, exist_ok=True)
-    report = evaluate(model, seq, ds.class_names, report_dir)
+    report = evaluate(model, seq, ds.class_names, report_dir, calibration=calibration_of(meta))
+    print(calibration_summary(report["calibration"]))
     print(f"test top-1 {report['top1']:.4f} | per-class mean {report['per_class_mean_accuracy']:.4f} | "
-          f"bin accuracy {report['bin_accuracy']:.4f} | {report['images']} images | report in {report_dir}",
-          flush=True)
+          f"bin accuracy {report['bin_accuracy']:.4f} (most common bin {report['bin_majority_baseline']:.4f}) | "
+          f"{report['images']} images | report in {report_dir}", flush=True)
     return 0

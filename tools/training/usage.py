@@ -42,6 +42,8 @@ def check_args(args):
         raise UsageError(f"--learning_rate must be > 0, got {args.learning_rate}")
     if not 0 <= args.label_smoothing < 1:
         raise UsageError(f"--label_smoothing must be in [0, 1), got {args.label_smoothing}")
+    if not 0 < args.target_accuracy <= 1:
+        raise UsageError(f"--target_accuracy must be in (0, 1], got {args.target_accuracy}")
     if args.weights not in ("imagenet", "none") and not os.path.isfile(args.weights):
         raise UsageError(f"--weights must be imagenet, none or an existing .h5 file; no file at {args.weights}")
     if not args.test_only:
