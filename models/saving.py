@@ -48,12 +48,12 @@ def replace_atomic(tmp, path):
 TMP = ".tmp-"
 
 
-def write_json_atomic(path, obj):
+def write_json_atomic(path, obj, indent=None):
     """Write `obj` as JSON to `path` through a temporary file + replace_atomic: never a half-written file."""
     tmp = f"{path}{TMP}{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, default=float, ensure_ascii=False)
+            json.dump(obj, f, default=float, ensure_ascii=False, indent=indent)
         replace_atomic(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from models.preprocess import CONTRACT, preprocess_input
-from models.saving import replace_atomic
+from models.saving import write_json_atomic
 
 #: Where train.py writes and where predict.py / server.py / export look by default.
 OUTPUT_DIR = "./output/"
@@ -79,15 +79,7 @@ def labels_path(model_path):
 
 def _write_labels_file(output_dir, meta):
     """labels.json through a temporary file and an atomic rename: a kill never leaves half a file."""
-    path = os.path.join(output_dir, LABELS_FILE)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(meta, f, ensure_ascii=False, indent=1)
-        replace_atomic(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_json_atomic(os.path.join(output_dir, LABELS_FILE), meta, indent=1)
 
 
 def write_labels(output_dir, class_names, input_size):
