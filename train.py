@@ -80,8 +80,9 @@ def get_args_parser(add_help=True):
                         "several machines via TF_CONFIG (TensorFlow), data_parallel = all devices (JAX) "
                         "(default: %(default)s)")
     g.add_argument("--worker_timeout", type=float, default=300, metavar="SECONDS",
-                   help="--strategy multiworker: how long to wait for every worker to join at the start, and for "
-                        "the others in each step, before stopping with an error (default: %(default)s)")
+                   help="several machines (--strategy multiworker, or data_parallel with KERAS_DISTRIBUTION_*): how "
+                        "long to wait for every worker to join at the start, and (TensorFlow) for the others in each "
+                        "step, before stopping with an error (default: %(default)s)")
     g.add_argument("--cpu_devices", type=int, default=0,
                    help="split the CPU into this many logical devices (to try --strategy without GPUs)")
     g.add_argument("--epochs", type=int, default=8,
@@ -145,8 +146,9 @@ def main(args):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
-        then = (f"epoch {e.saved} is saved: rerun the same command to continue from epoch {e.saved + 1}"
-                if e.saved else "no epoch of this phase had finished: rerun the same command to start it again")
+        then = ("the chief saves the last finished epoch: rerun every worker's command to continue" if e.others else
+                f"epoch {e.saved} is saved: rerun the same command to continue from epoch {e.saved + 1}" if e.saved
+                else "no epoch of this phase had finished: rerun the same command to start it again")
         print(f"stopped by {e}: {then}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

@@ -9,7 +9,8 @@ except the model: uint8 pixels -> Rescaling -> GlobalAveragePooling2D -> Dense s
 images/s (whole epochs after the first, validation and saves included, as train.py prints them) is the
 most any model can train at through this path on this machine; it must be above what one accelerator
 consumes (keras.applications.ResNet50, bf16, H100/H200: 2,800-3,300 images/s), or the GPU waits for
-the host. Prints one line of figures; --json writes them too.
+the host. Baseline, in the same run: a bare fit() of the same model on the same loader (no validation,
+no callbacks). Prints the machine, the command and the figures; --json writes them too.
 """
 
 import argparse
@@ -50,6 +51,27 @@ def null_classifier(num_classes, input_size, weights=None):
     return keras.Model(pixels, layers.Dense(num_classes, activation="softmax", name="head_logits")(x), name="null")
 
 
+def bare_fit(data_dir, config):
+    """Images/s of a plain fit() of the null model on the project's training loader (warm RAM cache), no
+    validation, no callbacks, epochs after the first (which fills the cache and compiles): the baseline."""
+    import time
+
+    import keras
+
+    from tools.data.layout import data_flow
+
+    flow = data_flow(data_dir, batch_size=config.batch_size, input_size=config.input_size, val_split=config.val_split,
+                     seed=config.seed, workers=config.workers, print_fn=lambda line: None, cache="ram")
+    model = null_classifier(len(flow.dataset.class_names), config.input_size)
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    times = []
+    timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: times.append(time.perf_counter()),
+                                           on_epoch_end=lambda e, logs: times.append(time.perf_counter()))
+    model.fit(flow.train, epochs=config.epochs, shuffle=False, verbose=0, callbacks=[timer])
+    seconds = sum(times[i + 1] - times[i] for i in range(2, len(times), 2))
+    return len(flow.train) * flow.train.batch_size * (config.epochs - 1) / seconds
+
+
 def main(args):
     import logging
 
@@ -71,17 +93,23 @@ def main(args):
         config = TrainConfig(data_dirs=(data_dir,), weights="none", augment="none", cache="ram",
                              input_size=args.input_size, batch_size=args.batch_size, epochs=args.epochs,
                              patience=1000, workers=args.workers, output_dir=out)
+        bare = bare_fit(data_dir, config)
         train(config, build_model=null_classifier)
         state = finished_run(out)
     whole, steps = state.rates()
     steady = state.steady()
-    figures = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-               "photos": len(paths), "input_size": args.input_size, "batch_size": args.batch_size,
-               "images_per_s_whole_epochs": whole, "images_per_s_steps": steps,
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    figures = {"machine": machine, "command": " ".join(sys.argv), "photos": len(paths),
+               "input_size": args.input_size, "batch_size": args.batch_size,
+               "images_per_s_whole_epochs": whole, "images_per_s_steps": steps, "bare_fit_images_per_s": bare,
+               "whole_over_bare": whole / bare,
                "steady_epochs": [{"wall": e.wall, "data": e.data, "steps": e.steps, "validation": e.validation,
                                   "callbacks": e.callbacks} for e in steady]}
+    print(f"machine: {machine}; command: {figures['command']}")
     print(f"host path, null model, {len(paths)} photos at {args.input_size} px, batch {args.batch_size}: "
-          f"{whole:.0f} images/s over whole steady epochs (validation and saves included), {steps:.0f} in the steps")
+          f"train.py's path {whole:.0f} images/s over whole steady epochs (validation and saves included; "
+          f"{steps:.0f} in the steps), a bare fit() of the same model on the same loader {bare:.0f}: "
+          f"{whole / bare:.2f}x")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=1)

@@ -201,7 +201,12 @@ def main(args):
             for name, extra in (("every epoch", ["--backup_every", "0"]), ("default", [])):
                 _, rec, _ = run_train(ROOT, small, args, ["--augment", args.augment, "--cache", "ram", *extra],
                                       input_size=224, epochs=args.save_check_epochs)
-                figures[f"saving_s_per_epoch_224px_backup_{name.replace(' ', '_')}"] = saving_seconds(rec)
+                key = name.replace(' ', '_')
+                figures[f"saving_s_per_epoch_224px_backup_{key}"] = saving_seconds(rec)
+                for what in ("backup", "best.h5"):  # the writer thread's seconds per file, in the background
+                    times = [w["seconds"] for w in rec.get("writes", []) if what in w["what"]]
+                    if times:
+                        figures[f"background_write_s_{what}_{key}"] = sum(times) / len(times)
         if args.host_path:
             host_json = os.path.join(tmp, "host.json")
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "host_path.py"), "--data_dir", args.data_dir,
@@ -230,7 +235,7 @@ def main(args):
           f"(step before {step_before:.1f}, after {step_after:.1f} images/s); its steps alone / synthetic step = "
           f"{in_steps / high:.2f} .. {in_steps / low:.2f}")
     print(f"warm loader ({max(loader)} threads) / synthetic step: {figures['warm_loader_over_step']:.0f}x")
-    for key in [k for k in figures if k.startswith("saving_s_per_epoch")]:
+    for key in [k for k in figures if k.startswith(("saving_s_per_epoch", "background_write_s"))]:
         print(f"{key.replace('_', ' ')}: {figures[key]:.3f} s")
     if "host_path" in figures:
         h = figures["host_path"]

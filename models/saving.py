@@ -91,17 +91,25 @@ def save_model_atomic(model, path):
             os.remove(tmp)
 
 
-def save_weights_atomic(model, path):
-    """model.save_weights to `path` (*.weights.h5) through a temporary file + replace_atomic."""
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, name.replace(".weights.h5", f"{TMP}{os.getpid()}.weights.h5"))
-    try:
-        model.save_weights(tmp)
-        replace_atomic(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def read_weights(path, model):
+    """The values of `model.weights`, in that order, from a model file save_model_atomic wrote (HDF5, the
+    weights under their paths), without making a model or assigning anything. ValueError when the file
+    lacks one of them or holds another shape."""
+    import h5py
+
+    stored = {}
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        for layer in group.values():
+            for name in layer.attrs.get("weight_names", []):
+                name = name.decode() if isinstance(name, bytes) else name
+                stored[name] = layer[name][()]
+    values = []
+    for v in model.weights:
+        if v.path not in stored or stored[v.path].shape != tuple(v.shape):
+            raise ValueError(f"{path} does not hold {v.path} {tuple(v.shape)}: it is another model's")
+        values.append(stored[v.path])
+    return values
 
 
 def load_model(path):

@@ -21,7 +21,8 @@ def test_two_devices_train_as_one_and_an_unscaled_learning_rate_would_show(tiny_
     """Same photos, seed and global batch (16 on one device, 8 on each of two, --strategy mirrored), a model
     without dropout or BatchNormalization, no augmentation: the two runs' losses agree to float noise. A third
     run, on two devices with a learning rate the linear scaling rule would have to double, does not: the test
-    tells a missed scaling (or a sum of gradients instead of their mean) from a correct one."""
+    tells a missed scaling from a correct one (Adam's steps do not follow the gradient's scale, so a sum of
+    gradients instead of their mean would pass it)."""
     r = subprocess.run([sys.executable, os.path.join("tests", "support", "equivalence.py"), tiny_data, tmp_path],
                        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -222,6 +222,42 @@ def test_a_sigterm_saves_the_last_finished_epoch_then_stops(tmp_path):
     assert _restore(folder, epochs=5)[3] == 2
 
 
+def test_a_sigterm_after_the_last_epoch_finishes_the_phase_then_stops(tmp_path):
+    """A signal that comes while training ends (the last writes being waited for) is not lost: the phase is
+    recorded as done, then the run stops with Interrupted, the epoch it ended at saved."""
+    import keras
+
+    from tools.training.checkpoints import BackgroundWriter
+    from tools.training.config import TrainConfig
+    from tools.training.interrupts import Interrupted
+    from tools.training.phases import PhaseSpec, Training, run_phase
+    from tools.training.state import RunState, load_state
+
+    class Batches(keras.utils.PyDataset):
+        batch_size = 4
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.full((4, 3), i, dtype=np.float32), np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+
+        def set_epoch(self, epoch):
+            pass
+
+    late = keras.callbacks.LambdaCallback(on_train_end=lambda logs: os.kill(os.getpid(), signal.SIGTERM))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax", name="d")], name="m")
+    model.fit = (lambda fit: lambda *a, **k: fit(*a, **dict(k, callbacks=[*k["callbacks"], late])))(model.fit)
+    config = TrainConfig(data_dirs=("x",), output_dir=str(tmp_path), backup_every=1e9)
+    t = Training(config, model, model, Batches(), None, 2, False, RunState(), BackgroundWriter())
+    with pytest.raises(Interrupted) as stopped:
+        run_phase(t, PhaseSpec("scratch", "training", "t", 2, 1e-3, plateau=False), 0)
+    t.writer.close()
+    assert stopped.value.signum == signal.SIGTERM and stopped.value.saved == 2
+    assert load_state(str(tmp_path)).phases_done == {"scratch": 2}
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_a_backup_of_the_version_before_still_restores(tmp_path):
     """epoch-NNNN.weights.h5 (model.save_weights) with the generators' states in the metadata."""
     import json
@@ -298,7 +334,7 @@ def _temp_files(out):
 def test_kills_that_land_in_training_in_a_write_and_after_the_last_epoch_then_an_exact_finish(tiny_data, tmp_path,
                                                                                               cli, scratch_run):
     """Four stops, each placed where it claims to land, each followed by a rerun of the same command:
-    1. SIGKILL at a random instant (seeded) of epoch 1's training: nothing of it is saved;
+    1. SIGKILL at a random instant (seeded) of epoch 2's steps, with --backup_every far away: nothing is saved;
     2. SIGKILL the moment epoch 1's backup starts being written in the background (not by luck: when its
        temporary file appears): the rerun finds no complete backup and trains epoch 1 again;
     3. SIGTERM at a random instant of epoch 2, with --backup_every far away so epoch 1 is only in memory:
@@ -312,11 +348,11 @@ def test_kills_that_land_in_training_in_a_write_and_after_the_last_epoch_then_an
     meta = out / ".backup" / "scratch" / "training_metadata.json"
     rng, landed = np.random.default_rng(2024), []
 
-    proc, log = _start(every_epoch, tmp_path / "run1.log"), tmp_path / "run1.log"
-    assert _wait(proc, log, lambda: "Epoch 1/2" in _read(log)), _read(log)[-3000:]
-    time.sleep(rng.uniform(0, 2))  # epoch 1 begins with compiling the step: tens of seconds
+    proc, log = _start(never, tmp_path / "run1.log"), tmp_path / "run1.log"
+    assert _wait(proc, log, lambda: "Epoch 2/2" in _read(log)), _read(log)[-3000:]
+    time.sleep(rng.uniform(0, 0.5))  # in epoch 2's steps (compiled in epoch 1); epoch 1 is in memory only
     _kill(proc)
-    if "Epoch 2/2" not in _read(log) and not meta.exists():
+    if "best val_accuracy" not in _read(log) and not meta.exists():
         landed.append("training")
 
     proc, log = _start(every_epoch, tmp_path / "run2.log"), tmp_path / "run2.log"
@@ -404,7 +440,7 @@ def test_a_phase_starting_afresh_goes_on_from_the_generators_the_phase_before_en
     config = TrainConfig(data_dirs=("x",), output_dir=str(tmp_path), backup_every=0)
 
     def phase(name, epochs):
-        return PhaseSpec(name, name, epochs, 1e-3, plateau=False)
+        return PhaseSpec(name, name, name, epochs, 1e-3, plateau=False)
 
     first, writer = build(), BackgroundWriter()
     start_states = seed_states(first)

@@ -312,8 +312,11 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
                   workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     index, count = shard
 
-    def share(idx):
+    def share(idx, what):
         """This worker's part of `idx` and the batches every worker takes for all of `idx`."""
+        if len(idx) < count:
+            raise DataError(f"{len(idx)} {what} photos cannot be shared by {count} workers: each needs at least one "
+                            "(more photos, a larger --val_split, or fewer workers)")
         return idx[index::count], math.ceil(math.ceil(len(idx) / count) / batch_size)
 
     def cache_of(paths, name):
@@ -323,16 +326,16 @@ def data_flow(data_dir, rule_file=None, num_classes=None, batch_size=32, input_s
             raise DataError(f"cannot keep the decode cache in {cache_dir} ({e.strerror or e}); "
                             "pass --cache ram or --cache none") from None
 
-    mine, steps = share(train_idx)
+    mine, steps = share(train_idx, "training")
     if count > 1:
         print_fn(f"worker {index} of {count}: {len(mine)} of {len(train_idx)} training photos and "
-                 f"{len(share(val_idx)[0])} of {len(val_idx)} validation photos are this worker's share")
+                 f"{len(val_idx[index::count])} of {len(val_idx)} validation photos are this worker's share")
     train = ds.subset(mine)
     train_seq = GarbageClassifySequence(train.paths, train.labels, training=True, label_smoothing=label_smoothing,
                                         cache=cache_of(train.paths, "train"), steps=steps, **loader)
     val_seq = report = None
     if len(val_idx):
-        mine, steps = share(val_idx)
+        mine, steps = share(val_idx, "validation")
         val = ds.subset(mine)
         val_seq = GarbageClassifySequence(val.paths, val.labels, training=False, cache=cache_of(val.paths, "val"),
                                           steps=steps, weight=count * steps * batch_size / len(val_idx), **loader)

@@ -1,5 +1,5 @@
 """The callbacks of one training phase, in the order they run: the progress bar, the clock's start, then
-(each timed) NaN stop, best.h5, early stopping, learning-rate drops, history rows, TensorBoard, and last
+(each timed) NaN stop, best.h5, early stopping, history rows, learning-rate drops, TensorBoard, and last
 the epoch backup that makes the phase resumable; the clock's end."""
 
 import os

@@ -83,11 +83,11 @@ def write_variables(path, names, values):
 
 
 def read_variables(path, keyed):
-    """Assign each variable of `keyed` ([(key, variable)], training_variables) its value from the .npz at
-    `path` (written by write_variables).
+    """The values for `keyed` ([(key, variable)], training_variables) in the .npz at `path` (written by
+    write_variables), in that order; nothing is assigned.
 
-    Raises ValueError naming what does not fit (a missing variable, another shape) before assigning
-    anything; OSError/zip errors for a file that does not open.
+    Raises ValueError naming what does not fit (a missing variable, another shape); OSError/zip errors for
+    a file that does not open.
     """
     with np.load(path, allow_pickle=False) as stored:
         missing = [k for k, _ in keyed if k not in stored.files]
@@ -97,8 +97,23 @@ def read_variables(path, keyed):
     wrong = [(k, a.shape, tuple(v.shape)) for (k, v), a in zip(keyed, values) if a.shape != tuple(v.shape)]
     if wrong:
         raise ValueError(f"{wrong[0][0]} has shape {wrong[0][1]} in the backup, {wrong[0][2]} in the model")
-    for (_, v), a in zip(keyed, values):
-        v.assign(a)
+    return values
+
+
+def assign(variables, values, collective=None):
+    """Set `variables` to `values`; with a `collective` (several workers) to the chief's values, on every
+    worker (the others' `values` are ignored)."""
+    if collective is not None:
+        collective.chief_assign(variables, values)
+        return
+    for v, value in zip(variables, values):
+        v.assign(value)
+
+
+def zeros_like(variables):
+    """Zeros of each variable's shape and dtype as the backend holds it: what a worker that is not the chief
+    puts into a collective whose values only the chief's count."""
+    return [np.zeros_like(np.asarray(keras.ops.convert_to_numpy(v))) for v in variables]
 
 
 class BackgroundWriter:
@@ -107,8 +122,7 @@ class BackgroundWriter:
     `submit(kind, job, what)` queues `job()` (a function doing the write) under `kind` ("best" or
     "backup"), replacing a job of that kind not yet started; `wait()` returns once nothing is pending
     or running; `close()` waits, then ends the thread. A job that raises is reported in one warning and
-    training goes on. `blocked` is the training thread's seconds spent waiting in wait(); `written`
-    lists (what, seconds) of each finished job.
+    training goes on. `written` lists (what, seconds) of each finished job.
     """
 
     def __init__(self, warn=log.warning):
@@ -118,9 +132,7 @@ class BackgroundWriter:
         self._cond = threading.Condition()
         self._closed = False
         self._thread = None
-        self.blocked = 0.0
         self.written = []
-        self.errors = []
 
     def _start(self):
         if self._thread is None:
@@ -152,7 +164,6 @@ class BackgroundWriter:
                 job()
                 self.written.append((what, time.perf_counter() - t0))
             except Exception as e:  # a full disk, a permission: say it, keep training
-                self.errors.append((what, e))
                 self.warn(f"warning: could not write {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                           "training goes on")
             finally:
@@ -165,11 +176,9 @@ class BackgroundWriter:
             return bool(self._pending) or self._running is not None
 
     def wait(self):
-        t0 = time.perf_counter()
         with self._cond:
             while self._pending or self._running is not None:
                 self._cond.wait()
-        self.blocked += time.perf_counter() - t0
 
     def close(self):
         self.wait()
@@ -185,25 +194,32 @@ class BestModel(keras.callbacks.Callback):
     run has seen (kept in `state` across phases and restarts), the classifier's weights are copied in
     memory and best.h5 (no optimizer state, the HDF5 file predict.py and server.py load) is written by
     `writer` in the background, atomically (tools/models/saving.save_model_atomic), from a twin of the
-    classifier (`keras.models.clone_model`, made once) that holds the copied weights. `flush()` writes
-    the pending file now: at a phase's end best.h5 is exact."""
+    classifier (`keras.models.clone_model`, made once a phase, in the writer thread) that holds the copied
+    weights. The phase's end waits for the writer: then best.h5 is exact. A write that fails (a full disk)
+    is warned about by the writer, and the next epoch is compared with no best value, so that best.h5 is
+    written again and the best value the backups record is never one that best.h5 lacks."""
 
     def __init__(self, path, monitor, state, phase, classifier, writer):
         super().__init__()
         self.path, self.monitor, self.state, self.phase = path, monitor, state, phase
         self.classifier, self.writer = classifier, writer
         self._twin = None
-        self._lock = threading.Lock()
+        self.failed = False  # set by the writer thread, read by the training thread
 
     def _write(self, values):
-        with self._lock:  # the twin is built once, in the writer thread (the training thread never waits for it)
+        try:
             if self._twin is None:
                 self._twin = keras.models.clone_model(self.classifier)
             self._twin.set_weights([np.asarray(v) for v in values])
             save_model_atomic(self._twin, self.path)
+        except Exception:
+            self.failed = True
+            raise
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
+        if self.failed:  # the last best.h5 did not reach the disk: the next good epoch writes it
+            self.failed, self.state.best_value = False, None
         best = self.state.best_value
         if value is None or not np.isfinite(value) or (best is not None and value >= best):
             return

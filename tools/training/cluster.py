@@ -25,13 +25,15 @@ EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"typ
 
 @dataclass(frozen=True)
 class Cluster:
-    """The workers' addresses (the chief first) and this process's position among them."""
+    """The workers' addresses (the chief first; JAX may name the coordinator alone), this process's position
+    among them, and how many there are."""
     addresses: tuple
     index: int
+    size: int = 0  # 0: one per address
 
     @property
     def count(self):
-        return len(self.addresses)
+        return self.size or len(self.addresses)
 
     @property
     def chief(self):
@@ -101,7 +103,7 @@ def read_keras_distribution(environ):
     if not addresses or not all(":" in a for a in addresses) or len(addresses) not in (1, count):
         raise UsageError(f"KERAS_DISTRIBUTION_JOB_ADDRESSES must name the coordinator (process 0) as host:port, or "
                          f"all {count} processes, e.g. {example}")
-    return Cluster(tuple(addresses), index) if count > 1 else None
+    return Cluster(tuple(addresses), index, count) if count > 1 else None
 
 
 class Agreement:
@@ -129,9 +131,13 @@ class Agreement:
         padded[:len(data)] = data
         return json.loads(np.asarray(self.chief_values([padded])[0]).astype(np.uint8).tobytes().decode() or "null")
 
-    def chief_variables(self, variables):
-        """Set every worker's `variables` (Keras variables) to the chief's."""
-        values = self.chief_values([np.asarray(v.numpy()) for v in variables])
+    def chief_assign(self, variables, values):
+        """Set every worker's `variables` (Keras variables) to the chief's `values` (what the others pass is
+        ignored: None does). Every worker assigns: under JAX an assignment to a variable that spans
+        processes is itself collective."""
+        from tools.training.checkpoints import zeros_like  # Keras's: only where variables are
+
+        values = self.chief_values(values if self.chief else zeros_like(variables))
         for v, value in zip(variables, values):
             v.assign(value)
 

@@ -76,8 +76,13 @@ def distribution(config):
 
         from tools.training.multiprocess import Processes
 
-        with startup_watchdog(cluster, config.worker_timeout, hint="KERAS_DISTRIBUTION_PROCESS_ID"):
-            keras.distribution.initialize(",".join(cluster.addresses), cluster.count, cluster.index)
+        try:
+            with startup_watchdog(cluster, config.worker_timeout, hint="KERAS_DISTRIBUTION_PROCESS_ID"):
+                keras.distribution.initialize(",".join(cluster.addresses), cluster.count, cluster.index)
+        except (RuntimeError, jax.errors.JaxRuntimeError) as e:  # JAX's own time limit (300 s) came first
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise UsageError(f"the {cluster.count} processes did not all join ({first}): start train.py on every "
+                             "machine with its own KERAS_DISTRIBUTION_PROCESS_ID, or check the addresses") from None
         devices = keras.distribution.list_devices()
         parallel = keras.distribution.DataParallel(devices=devices)
         parallel.auto_shard_dataset = False  # each process loads its own shard (data_flow)

@@ -13,11 +13,12 @@ import signal
 
 class Interrupted(Exception):
     """Training stopped on a signal; `signum` is that signal (None: another worker of a multi-machine run got
-    one), `saved` the epoch on disk to resume from."""
+    one), `saved` the epoch on disk to resume from, `others`: this worker is not the chief, which saved."""
 
-    def __init__(self, signum, saved=None):
+    def __init__(self, signum, saved=None, others=False):
         super().__init__(signal.Signals(signum).name if signum else "a signal to another worker")
         self.signum, self.saved = signum, saved
+        self.others = others  # a worker that is not the chief: the chief saved
 
     @property
     def exit_code(self):

@@ -35,5 +35,11 @@ def lost_processes():
         yield
     except jax.errors.JaxRuntimeError as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        if not first.startswith(LOST):  # out of memory, a compile error: not the cluster's doing
+            raise
         raise UsageError(f"lost contact with the other processes ({first}); rerun every process's command to "
                          "continue from the last backup") from None
+
+
+#: The status codes of a collective that failed because another process died or hung.
+LOST = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "CANCELLED", "INTERNAL: Barrier", "INTERNAL: Coordination")

@@ -6,9 +6,10 @@ What this module does, and why:
 - `keras_fixes()`: Keras 3 (3.15, and its main branch in 2026-08) cannot fit() under this strategy with
   more than one worker (keras-team/keras#20585): before training it reduces the first distributed
   batch with an eager collective that fails on per-replica values, and after each step it reduces the
-  metrics with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars. Both values are identical
-  on every replica already (the batch is only needed for its shapes; the metrics' variables are summed
-  across replicas as they are updated), so the fixes take the local replica's value instead. Applied
+  metrics with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars. The fixes take the local
+  replica's value instead: the batch is only needed for its shapes, and of the metrics only the epoch's
+  figures count (the callbacks and history read them), which Keras reads from the metric variables across
+  all replicas; a batch's figures in the progress bar are this worker's own. Applied
   once, only when --strategy multiworker runs; a Keras that no longer has those internals is left alone.
 - `distribute(seq, strategy)`: each worker feeds the strategy its own shard of the photos (the loader of
   its share, tools/data/layout.data_flow), so no worker decodes another's photos: a per-worker tf.data
@@ -77,11 +78,20 @@ def keras_fixes():
 
 
 def _batches(seq, threads):
-    """The batches of one epoch of `seq` (a PyDataset) in order, `threads` loading ahead; then its epoch ends."""
+    """The batches of one epoch of `seq` (a PyDataset) in order, `threads` loading at most 2 x threads ahead;
+    then its epoch ends."""
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        yield from pool.map(seq.__getitem__, range(len(seq)))
+    threads = max(1, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        ahead = deque()
+        for i in range(len(seq)):
+            ahead.append(pool.submit(seq.__getitem__, i))
+            if len(ahead) > 2 * threads:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
     seq.on_epoch_end()
 
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import keras
 
 from models.classifier import set_trainable_from
-from models.saving import save_model_atomic, save_weights_atomic
+from models.saving import read_weights, save_model_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
+from tools.training.checkpoints import assign, read_variables, write_variables
 from tools.training.devices import Placement
 from tools.training.interrupts import Interrupted, Signals
 from tools.training.resume import PhaseBackup, seed_states
@@ -49,6 +50,7 @@ def plural(n, word):
 class PhaseSpec:
     """One phase of a recipe: what trains, for how long, how fast."""
     name: str  # names its backup folder, history file and RunState entry
+    label: str  # what the log calls it ("phase 1")
     title: str  # the log's header for it
     epochs: int
     learning_rate: float
@@ -65,16 +67,16 @@ def recipe(config):
     """The phases --weights asks for, from the (device-scaled) config."""
     if not config.pretrained:
         return [PhaseSpec(
-            "scratch", f"Training from scratch: all layers, {plural(config.epochs, 'epoch')}, warm-up + cosine to "
+            "scratch", "training", f"Training from scratch: all layers, {plural(config.epochs, 'epoch')}, warm-up + cosine to "
             f"lr {config.scaled_learning_rate:g} (--fine_tune_epochs is not used without pretrained weights)",
             config.epochs, config.scaled_learning_rate, schedule="warmup_cosine", train_from=1, batchnorm=True,
             plateau=False, weight_decay=1e-4)]
     phases = [PhaseSpec(
-        "phase1", f"Phase 1/2: train the top, backbone frozen, {plural(config.epochs, 'epoch')}, Adam lr "
+        "phase1", "phase 1", f"Phase 1/2: train the top, backbone frozen, {plural(config.epochs, 'epoch')}, Adam lr "
         f"{config.scaled_learning_rate:g}", config.epochs, config.scaled_learning_rate, keep_end_weights=True)]
     if config.fine_tune_epochs:
         phases.append(PhaseSpec(
-            "phase2", f"Phase 2/2: fine-tune stages {config.unfreeze_from}..5 + top, BatchNorm frozen, "
+            "phase2", "phase 2", f"Phase 2/2: fine-tune stages {config.unfreeze_from}..5 + top, BatchNorm frozen, "
             f"{plural(config.fine_tune_epochs, 'epoch')}, Adam lr {config.scaled_fine_tune_lr:g}",
             config.fine_tune_epochs, config.scaled_fine_tune_lr, train_from=config.unfreeze_from,
             start_from_best=True))
@@ -131,7 +133,7 @@ def run_recipe(t, specs):
     """Run each phase of `specs` in turn, epochs numbered on; returns the names of the phases (history.csv)."""
     end = 0
     for i, spec in enumerate(specs):
-        then = _called(specs[i + 1]) if i + 1 < len(specs) else "the outputs"
+        then = specs[i + 1].label if i + 1 < len(specs) else "the outputs"
         end = run_phase(t, spec, end, then)
     return [spec.name for spec in specs]
 
@@ -141,19 +143,24 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
     record it as done; returns the epoch it ended at."""
     if spec.name in t.state.phases_done:
         end = t.state.phases_done[spec.name]
-        log.info("%s finished in an earlier run (%s%s); going on with %s", _called(spec), plural(end, "epoch"),
+        log.info("%s finished in an earlier run (%s%s); going on with %s", spec.label, plural(end, "epoch"),
                  " in all" if initial_epoch else "", then)
         return end
     header(spec.title)
     output_dir, chief, collective = t.config.output_dir, t.place.chief, t.place.collective
-    if spec.start_from_best:
+    if spec.start_from_best:  # phase 1's best weights, else its last; read by the chief, taken by every worker
         best, end_weights = os.path.join(output_dir, MODEL_FILE), phase_end_path(output_dir, "phase1")
-        if chief and os.path.exists(best):  # into the classifier as it is: no model is made (that would be a
-            t.model.load_weights(best)  # collective operation under --strategy multiworker)
+        keyed = [(v.path, v) for v in t.model.weights]
+        values = None
+        if chief and os.path.exists(best):
+            values = read_weights(best, t.model)
         elif chief and os.path.exists(end_weights):
-            t.model.load_weights(end_weights)
-        if collective:
-            collective.chief_variables(t.model.weights)
+            values = read_variables(end_weights, keyed)
+        if collective is not None:
+            if collective.chief_json(values is not None):
+                collective.chief_assign(t.model.weights, values)
+        elif values is not None:
+            assign(t.model.weights, values)
     set_trainable_from(t.model, spec.train_from, batchnorm=spec.batchnorm)
     compile_model(t.trainer, _learning_rate(spec, len(t.train_seq)), t.num_classes, t.jit, spec.weight_decay)
     epochs = initial_epoch + spec.epochs
@@ -176,18 +183,22 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
                                         initial_epoch=start, shuffle=False, callbacks=callbacks,
                                         verbose=1 if sys.stdout.isatty() else 2)
         except Interrupted as e:
-            e.saved = backup.save_latest(wait=True)
+            e.saved, e.others = (backup.save_latest(wait=True), False) if chief else (None, True)
             raise
         start += len(history.epoch)
+    # a signal after the last epoch's check (while the last writes were waited for): the phase is finished
+    # and recorded first, then the run stops, on every worker alike
+    stop = signals.received is not None
+    if collective is not None:
+        stop = collective.any(stop)
     t.state.seeds = seed_states(t.trainer)  # where the next phase's generators start
     if spec.keep_end_weights and chief:
-        save_weights_atomic(t.model, phase_end_path(output_dir, spec.name))
+        write_variables(phase_end_path(output_dir, spec.name), [v.path for v in t.model.weights],
+                        [keras.ops.convert_to_numpy(v) for v in t.model.weights])
     _finish(t, spec, start)
+    if stop:
+        raise Interrupted(signals.received, saved=start if chief else None, others=not chief)
     return start
-
-
-def _called(spec):
-    return {"scratch": "training", "phase1": "phase 1", "phase2": "phase 2"}.get(spec.name, spec.name)
 
 
 def _finish(t, spec, end):

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from models.saving import TEMP_GLOB, TMP, remove_files, write_json_atomic
-from tools.training.checkpoints import BACKUP, read_variables, snapshot, training_variables, write_variables
+from tools.training.checkpoints import BACKUP, assign, read_variables, snapshot, training_variables, write_variables
 from tools.training.interrupts import Interrupted
 from tools.training.state import RunState
 
@@ -125,11 +125,12 @@ class PhaseBackup(keras.callbacks.Callback):
         optimizer = self.trainer.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.trainer.trainable_variables)  # its variables must exist to be loaded into
-        meta = self._load_newest() if self.chief else None
-        if self.collective is not None:
+        keyed = training_variables(self.trainer)
+        meta, values = self._load_newest(keyed) if self.chief else (None, None)
+        if self.collective is not None:  # the other workers keep no backup: they take the chief's
             meta = self.collective.chief_json(meta)
-            if meta is not None:
-                self.collective.chief_variables([v for _, v in training_variables(self.trainer)])
+        if meta is not None:
+            assign([v for _, v in keyed], values, self.collective)
         start = initial_epoch
         if meta is None and self.state.seeds:
             # a phase starting afresh goes on from the generators' states the phase before ended with, as it
@@ -153,10 +154,13 @@ class PhaseBackup(keras.callbacks.Callback):
     def stopped(self):
         return bool((self.restored or {}).get("stopped"))
 
-    def _load_newest(self):
+    def _load_newest(self, keyed):
+        """(metadata, values for `keyed`) of the newest backup that reads, or (None, None). Nothing is assigned
+        for an .npz backup; a backup of the version before (.weights.h5) is loaded into the trainer (values
+        then read back from it)."""
         meta_path = os.path.join(self.folder, METADATA)
         if not os.path.exists(meta_path):
-            return None
+            return None, None
         try:
             with open(meta_path) as f:
                 meta = json.load(f)
@@ -165,26 +169,24 @@ class PhaseBackup(keras.callbacks.Callback):
                 int(entry["epoch"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             log.warning("warning: backup metadata %s is unreadable (%s); starting the phase over", meta_path, _reason(e))
-            return None
-        keyed = training_variables(self.trainer)
+            return None, None
         variables = [v for _, v in keyed]
-        before = None
         for i, entry in enumerate(entries):
             # "weights" is absent in the metadata Keras' BackupAndRestore wrote (two versions back)
             entry = dict(entry, weights=entry.get("weights", "latest.weights.h5"))
             path = os.path.join(self.folder, entry["weights"])
+            before = None
             try:
                 size = os.path.getsize(path)
                 if entry.get("bytes") not in (None, size):
                     raise OSError(f"{size} bytes, {entry['bytes']} were written")
-                if before is None:
-                    before = [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
                 if path.endswith(".npz"):
-                    read_variables(path, keyed)
-                else:  # a backup of the version before: model.save_weights + generator states beside it
-                    self.trainer.load_weights(path)
-                    set_seed_states(self.trainer, entry.get("seeds", {}))
-                return entry
+                    return entry, read_variables(path, keyed)
+                # a backup of the version before: model.save_weights + generator states beside it
+                before = [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+                self.trainer.load_weights(path)
+                set_seed_states(self.trainer, entry.get("seeds", {}))
+                return entry, [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
             except Exception as e:  # any failure to load means: use the next backup, or none
                 if before is not None:  # a load that failed half-way may have set some variables
                     for v, value in zip(variables, before):
@@ -192,7 +194,7 @@ class PhaseBackup(keras.callbacks.Callback):
                 then = (f"trying the one before it (epoch {entries[i + 1]['epoch']})" if i + 1 < len(entries)
                         else "starting the phase over")
                 log.warning("warning: backup %s is unreadable (%s); %s", path, _reason(e), then)
-        return None
+        return None, None
 
     # ------------------------------------------------------------------ save
     def on_train_begin(self, logs=None):

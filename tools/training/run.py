@@ -4,6 +4,7 @@ or --test_only's evaluation of a model on a labelled folder.
 Importing this loads Keras: train.py does it only after tools.quiet has hidden TensorFlow's start-up noise.
 """
 
+import contextlib
 import logging
 import os
 import shutil
@@ -44,8 +45,6 @@ def train(config, build_model=build_classifier):
     passes a model that costs nothing, to measure the rest of this path). Under --strategy multiworker
     every worker runs this; only the chief writes in --output_dir."""
     t0 = time.time()
-    if config.no_resume and os.path.exists(run_record_path(config.output_dir)):
-        os.remove(run_record_path(config.output_dir))  # else train.py stops at once: the run is finished
     place = distribution(config)
     config = config.for_devices(place.replicas)
     scratch = None if place.chief else tempfile.mkdtemp(prefix=f"garbage-train-worker{place.index}-")
@@ -84,9 +83,13 @@ def train(config, build_model=build_classifier):
 
 
 def _prepare_output_dir(config):
+    """The chief's: the folder made; with --no_resume the last run's backups and record gone (else train.py would
+    stop at once: the run is finished); what a killed run left half-written removed."""
     os.makedirs(config.output_dir, exist_ok=True)
-    if config.no_resume and os.path.isdir(backup_root(config.output_dir)):
-        shutil.rmtree(backup_root(config.output_dir))
+    if config.no_resume:
+        shutil.rmtree(backup_root(config.output_dir), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(run_record_path(config.output_dir))
     _refuse_an_older_interrupted_run(config.output_dir)
     stale = remove_stale_temp_files(config.output_dir)
     if stale:
@@ -164,7 +167,7 @@ def _outputs(config, t, flow, t0):
     wall = time.time() - t0
     state.finished = True
     save_state(config.output_dir, state)
-    save_run_record(config.output_dir, config, state)
+    save_run_record(config.output_dir, config, state, t.writer.written)
     remove_backups(config.output_dir)
     whole, steps = state.rates()
     acc = state.best_val_accuracy

@@ -37,7 +37,7 @@ def backup_dir(output_dir, phase):
 
 def phase_end_path(output_dir, phase):
     """A phase's last weights, where the next phase starts when the phase never saved a best.h5."""
-    return os.path.join(output_dir, BACKUP, f"{phase}_end.weights.h5")
+    return os.path.join(output_dir, BACKUP, f"{phase}_end.npz")
 
 
 def history_path(output_dir, phase):
@@ -94,9 +94,6 @@ class RunState:
         state.epochs = [e if isinstance(e, EpochTime) else EpochTime(**e) for e in state.epochs]
         return state
 
-    def copy(self):
-        return RunState.from_json(json.loads(json.dumps(self.to_json())))
-
     def steady(self):
         """The epochs that compiled nothing: the honest rate is theirs."""
         return [e for e in self.epochs if not e.compiled]
@@ -139,8 +136,10 @@ def finished_message(output_dir, state):
             "again from the start (its outputs are replaced), or choose another --output_dir")
 
 
-def save_run_record(output_dir, config, state):
-    record = {"config": dataclasses.asdict(config), "state": state.to_json()}
+def save_run_record(output_dir, config, state, writes=()):
+    """run.json: the settings, the RunState and the background writes of this process ((what, seconds))."""
+    record = {"config": dataclasses.asdict(config), "state": state.to_json(),
+              "writes": [{"what": what, "seconds": seconds} for what, seconds in writes]}
     write_json_atomic(run_record_path(output_dir), record)
 
 
