@@ -1,18 +1,42 @@
-"""README.zh-CN.md keeps up with README.md: same commands, same flags, same sections and tables, links both ways.
+"""Each Chinese page keeps up with its English one: README.zh-CN.md with README.md, and docs/X.zh-CN.md with
+docs/X.md: same commands, same flags, same sections and tables, links both ways; and every relative link of
+the READMEs and docs/ leads to a file and heading that exist.
 
-When one of these fails after an edit to README.md, the message names the English block, flag, heading or
-table cell to carry across to README.zh-CN.md. Code blocks are copied verbatim (commands and their comments
+When one of these fails after an edit to an English page, the message names the English block, flag, heading
+or table cell to carry across to its Chinese page. Code blocks are copied verbatim (commands and their comments
 are not translated); prose and table text are translated, flags and file names stay as they are.
 """
 
 import difflib
+import glob
 import os
 import re
 import unicodedata
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EN, ZH = "README.md", "README.zh-CN.md"
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
+#: A Markdown link or image: [text](target) or ![alt](target), the target without spaces.
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _zh_name(name):
+    """The Chinese counterpart's name: docs/X.md -> docs/X.zh-CN.md, images/page.png -> images/page.zh-CN.png."""
+    stem, ext = os.path.splitext(name)
+    return f"{stem}.zh-CN{ext}"
+
+
+def _docs_pages():
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))
+                  if not p.endswith(".zh-CN.md"))
+
+
+#: (English page, Chinese page) pairs kept in step.
+PAIRS = [(EN, ZH)] + [(page, _zh_name(page)) for page in _docs_pages()]
+#: Every page whose links must resolve.
+PAGES = [name for pair in PAIRS for name in pair]
 
 
 def _read(name):
@@ -89,33 +113,78 @@ def _untranslated(cell):
     return re.fullmatch(r"`[^`]+`|[\d.,]+", cell) is not None
 
 
+def _anchors(name):
+    """The heading anchors of a page, as GitHub makes them."""
+    seen = {}
+    return {_slug(title, seen) for _, _, title in _headings(name)}
+
+
+def _links(name):
+    """(line number, target) of every link and image in a page's prose (code blocks excluded; a link's text
+    may span lines)."""
+    prose = _parse(name)[1]
+    text = "\n".join(line for _, line, _ in prose)
+    return [(prose[text.count("\n", 0, m.end())][0], m.group(1)) for m in LINK.finditer(text)]
+
+
+def _resolve(name, target):
+    """A relative link target -> (path from the repository root, or "" for this page, anchor or None);
+    None for links that leave the repository (http:, https:, mailto:)."""
+    if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+        return None
+    path, _, anchor = target.partition("#")
+    if not path:
+        return name, anchor or None
+    return os.path.normpath(os.path.join(os.path.dirname(name), path)), anchor or None
+
+
+def _linked_files(name):
+    """The files a page links to (repository paths), its own counterpart and itself left out."""
+    files = {r[0] for _, target in _links(name) if (r := _resolve(name, target))}
+    return files - {name, _zh_name(name), name.replace(".zh-CN", "")}
+
+
 def _where(name, item):
     return f"{name} line {item['line']} (under {item['heading']!r})"
 
 
 # ------------------------------------------------------------------------------------------------ tests
-def test_each_readme_links_to_the_other_near_the_top():
-    for name, target in ((EN, ZH), (ZH, EN)):
+pair = pytest.mark.parametrize("en, zh", PAIRS, ids=[en for en, _ in PAIRS])
+
+
+def test_every_docs_page_has_both_languages():
+    pages = {os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))}
+    orphans = sorted(p for p in pages if p.endswith(".zh-CN.md") and p.replace(".zh-CN.md", ".md") not in pages)
+    missing = sorted(_zh_name(p) for p in pages if not p.endswith(".zh-CN.md") and _zh_name(p) not in pages)
+    assert not missing, f"these English pages have no Chinese page; translate them: {missing}"
+    assert not orphans, f"these Chinese pages have no English page: {orphans}"
+
+
+@pair
+def test_each_page_links_to_the_other_near_the_top(en, zh):
+    for name, target in ((en, zh), (zh, en)):
+        rel = os.path.relpath(target, os.path.dirname(name))
         top = "\n".join(_read(name).split("\n")[:10])
-        assert f"]({target})" in top, f"{name} should link to {target} in its first 10 lines, e.g. [...]({target})"
+        assert f"]({rel})" in top, f"{name} should link to {target} in its first 10 lines, e.g. [...]({rel})"
 
 
-def test_code_blocks_are_identical_and_in_the_same_order():
-    en, zh = _parse(EN)[0], _parse(ZH)[0]
+@pair
+def test_code_blocks_are_identical_and_in_the_same_order(en, zh):
+    a_blocks, b_blocks = _parse(en)[0], _parse(zh)[0]
     problems = []
-    for i in range(max(len(en), len(zh))):
-        a, b = (en[i] if i < len(en) else None), (zh[i] if i < len(zh) else None)
+    for i in range(max(len(a_blocks), len(b_blocks))):
+        a, b = (a_blocks[i] if i < len(a_blocks) else None), (b_blocks[i] if i < len(b_blocks) else None)
         if a is None:
-            problems.append(f"code block {i + 1} at {_where(ZH, b)} has no counterpart in {EN}:\n{b['text']}")
+            problems.append(f"code block {i + 1} at {_where(zh, b)} has no counterpart in {en}:\n{b['text']}")
         elif b is None:
-            problems.append(f"code block {i + 1} at {_where(EN, a)} is missing from {ZH}; copy it across "
+            problems.append(f"code block {i + 1} at {_where(en, a)} is missing from {zh}; copy it across "
                             f"verbatim into the matching section:\n{a['text']}")
         elif a["text"] != b["text"]:
-            diff = "\n".join(difflib.unified_diff(a["text"].split("\n"), b["text"].split("\n"), EN, ZH, lineterm=""))
-            problems.append(f"code block {i + 1} differs: {_where(EN, a)} vs {_where(ZH, b)}; copy the English "
+            diff = "\n".join(difflib.unified_diff(a["text"].split("\n"), b["text"].split("\n"), en, zh, lineterm=""))
+            problems.append(f"code block {i + 1} differs: {_where(en, a)} vs {_where(zh, b)}; copy the English "
                             f"block across verbatim:\n{diff}")
             break  # later blocks are likely shifted by this one: fix it first
-    assert not problems, f"{len(en)} code blocks in {EN}, {len(zh)} in {ZH}.\n\n" + "\n\n".join(problems)
+    assert not problems, f"{len(a_blocks)} code blocks in {en}, {len(b_blocks)} in {zh}.\n\n" + "\n\n".join(problems)
 
 
 def test_the_chinese_readme_has_the_two_fresh_machine_commands():
@@ -128,72 +197,102 @@ def test_the_chinese_readme_has_the_two_fresh_machine_commands():
         assert "bash .ci/run" in lines, f"{name} has no code block with the test command `bash .ci/run`"
 
 
-def test_every_flag_in_the_flag_tables_is_in_the_chinese_readme():
-    zh_text = _read(ZH)
+@pair
+def test_every_flag_in_the_flag_tables_is_in_the_chinese_page(en, zh):
+    zh_text = _read(zh)
     table_flags = {}
-    for table in _tables(EN):
+    for table in _tables(en):
         for row in table["rows"][1:]:
             m = re.fullmatch(r"`(--[^`\s]+)`", row[0])
             if m:
                 table_flags.setdefault(m.group(1), table)
-    assert table_flags, f"no flag table found in {EN} (rows whose first cell is `--flag`)"
-    missing = [f"{flag} (flag table at {_where(EN, t)})" for flag, t in table_flags.items()
+    assert table_flags or en != EN, f"no flag table found in {EN} (rows whose first cell is `--flag`)"
+    missing = [f"{flag} (flag table at {_where(en, t)})" for flag, t in table_flags.items()
                if not re.search(re.escape(flag) + r"(?![\w-])", zh_text)]
-    assert not missing, f"{ZH} lacks these flags from {EN}'s flag tables; add their rows, translated:\n  " + \
+    assert not missing, f"{zh} lacks these flags from {en}'s flag tables; add their rows, translated:\n  " + \
         "\n  ".join(missing)
 
 
-def test_every_flag_in_the_english_prose_is_in_the_chinese_prose():
-    zh = _prose_flags(ZH)
-    missing = [f"{flag} ({EN} line {n}, under {heading!r})" for flag, (n, heading) in _prose_flags(EN).items()
-               if flag not in zh]
-    assert not missing, f"{ZH} never mentions these flags that {EN}'s text (outside code blocks) does; " \
+@pair
+def test_every_flag_in_the_english_prose_is_in_the_chinese_prose(en, zh):
+    zh_flags = _prose_flags(zh)
+    missing = [f"{flag} ({en} line {n}, under {heading!r})" for flag, (n, heading) in _prose_flags(en).items()
+               if flag not in zh_flags]
+    assert not missing, f"{zh} never mentions these flags that {en}'s text (outside code blocks) does; " \
                         f"translate the sentences or table rows that name them:\n  " + "\n  ".join(missing)
 
 
-def test_same_sections_in_the_same_order():
-    en, zh = _headings(EN), _headings(ZH)
-    en_levels, zh_levels = [level for _, level, _ in en], [level for _, level, _ in zh]
-    if en_levels != zh_levels:
+@pair
+def test_same_sections_in_the_same_order(en, zh):
+    a, b = _headings(en), _headings(zh)
+    if [level for _, level, _ in a] != [level for _, level, _ in b]:
         def show(h):
             return f"{'#' * h[1]:6} {h[2]}" if h else "-"
 
-        rows = [f"{show(en[i] if i < len(en) else None):60} | {show(zh[i] if i < len(zh) else None)}"
-                for i in range(max(len(en), len(zh)))]
-        raise AssertionError(f"the headings of {EN} and {ZH} do not pair up (same levels, same order); "
+        rows = [f"{show(a[i] if i < len(a) else None):60} | {show(b[i] if i < len(b) else None)}"
+                for i in range(max(len(a), len(b)))]
+        raise AssertionError(f"the headings of {en} and {zh} do not pair up (same levels, same order); "
                              f"add the missing section, translated:\n" + "\n".join(rows))
 
 
-def test_same_tables_with_the_same_flags_code_and_numbers():
-    en, zh = _tables(EN), _tables(ZH)
-    assert len(en) == len(zh), f"{EN} has {len(en)} tables, {ZH} {len(zh)}; English tables at lines " \
-                               f"{[t['line'] for t in en]}, Chinese at {[t['line'] for t in zh]}"
+@pair
+def test_same_tables_with_the_same_flags_code_and_numbers(en, zh):
+    a_tables, b_tables = _tables(en), _tables(zh)
+    assert len(a_tables) == len(b_tables), f"{en} has {len(a_tables)} tables, {zh} {len(b_tables)}; English " \
+        f"tables at lines {[t['line'] for t in a_tables]}, Chinese at {[t['line'] for t in b_tables]}"
     problems = []
-    for i, (a, b) in enumerate(zip(en, zh), 1):
+    for i, (a, b) in enumerate(zip(a_tables, b_tables), 1):
         if len(a["rows"]) != len(b["rows"]):
             firsts = [row[0] for row in b["rows"]]
             absent = [row[0] for row in a["rows"] if _untranslated(row[0]) and row[0] not in firsts]
-            problems.append(f"table {i}: {_where(EN, a)} has {len(a['rows'])} rows, {_where(ZH, b)} "
-                            f"{len(b['rows'])}" + (f"; rows missing from {ZH}: {', '.join(absent)}" if absent else ""))
+            problems.append(f"table {i}: {_where(en, a)} has {len(a['rows'])} rows, {_where(zh, b)} "
+                            f"{len(b['rows'])}" + (f"; rows missing from {zh}: {', '.join(absent)}" if absent else ""))
             continue
         widths = [(r, len(x), len(y)) for r, (x, y) in enumerate(zip(a["rows"], b["rows"]), 1) if len(x) != len(y)]
         if widths:
             r, x, y = widths[0]
-            problems.append(f"table {i}: row {r} has {x} cells at {_where(EN, a)}, {y} at {_where(ZH, b)}")
+            problems.append(f"table {i}: row {r} has {x} cells at {_where(en, a)}, {y} at {_where(zh, b)}")
             continue
         for r, (row_a, row_b) in enumerate(zip(a["rows"], b["rows"]), 1):
             for c, (cell_a, cell_b) in enumerate(zip(row_a, row_b), 1):
                 if _untranslated(cell_a) and cell_a != cell_b:
-                    problems.append(f"table {i} ({_where(EN, a)}), row {r}, column {c}: "
-                                    f"{EN} has {cell_a!r}, {ZH} has {cell_b!r}")
+                    problems.append(f"table {i} ({_where(en, a)}), row {r}, column {c}: "
+                                    f"{en} has {cell_a!r}, {zh} has {cell_b!r}")
     assert not problems, "\n".join(problems)
 
 
-def test_in_page_links_point_at_headings():
-    for name in (EN, ZH):
-        seen, anchors = {}, set()
-        for _, _, title in _headings(name):
-            anchors.add(_slug(title, seen))
-        prose = "\n".join(line for _, line, _ in _parse(name)[1])
-        broken = [m for m in re.findall(r"\]\(#([^)]+)\)", prose) if m not in anchors]
-        assert not broken, f"{name}: links to #{', #'.join(broken)} match no heading; anchors are {sorted(anchors)}"
+@pair
+def test_both_languages_link_the_same_files(en, zh):
+    """A file the English page links to is linked from the Chinese page too, as its Chinese counterpart
+    where one exists (docs/X.zh-CN.md, page.zh-CN.png), and the other way round."""
+    def counterpart(path):
+        return _zh_name(path) if os.path.exists(os.path.join(ROOT, _zh_name(path))) else path
+
+    expected, found = {counterpart(p) for p in _linked_files(en)}, _linked_files(zh)
+    assert expected <= found, f"{zh} lacks links to {sorted(expected - found)}, which {en} links to (as " \
+                              f"their English files)"
+    assert found <= expected, f"{zh} links to {sorted(found - expected)}, which {en} does not link to"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_relative_links_lead_to_files_and_headings(name):
+    """Every relative link and image of the page names a file of the checkout, and an anchor a heading of
+    its page (GitHub's anchors); links to this page's own headings included."""
+    broken = []
+    for n, target in _links(name):
+        resolved = _resolve(name, target)
+        if resolved is None:
+            continue
+        path, anchor = resolved
+        if not os.path.exists(os.path.join(ROOT, path)):
+            broken.append(f"line {n}: {target} (no file {path})")
+        elif anchor and path.endswith(".md") and anchor not in _anchors(path):
+            broken.append(f"line {n}: {target} (no heading of {path} has the anchor #{anchor}; its anchors: "
+                          f"{sorted(_anchors(path))})")
+    assert not broken, f"{name}: broken links:\n  " + "\n  ".join(broken)
+
+
+def test_every_docs_page_is_linked_from_its_readme():
+    for readme, pages in ((EN, [en for en, _ in PAIRS[1:]]), (ZH, [zh for _, zh in PAIRS[1:]])):
+        unlinked = sorted(set(pages) - _linked_files(readme))
+        assert not unlinked, f"{readme} links to none of {unlinked}: link each from the section it details"
