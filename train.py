@@ -30,7 +30,7 @@ from tools.training.state import finished_message, finished_run
 from tools.training.usage import UsageError, check_args
 
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
-#: Seconds between epoch backups (README "Training", "Interrupting is safe": why this figure).
+#: Seconds between epoch backups (docs/training.md, "Interrupting and resuming": why this figure).
 DEFAULT_BACKUP_EVERY = 300
 
 

@@ -1,7 +1,7 @@
 """What hostile uploads and slow clients cost a real server process, against an ordinary photo.
 
-    python bench/hostile.py --heic                          # this checkout's server.py (the README's uploads)
-    python bench/hostile.py --uploads 0 --input_size 32     # slow clients only, a fast model (the README's)
+    python bench/hostile.py --heic                          # this checkout's server.py (docs/results.md's uploads)
+    python bench/hostile.py --uploads 0 --input_size 32     # slow clients only, a fast model (docs/results.md's)
     python bench/hostile.py --root /tmp/old     # another checkout (e.g. `git worktree add /tmp/old d17f4c7`)
 
 1. Uploads: the files of tests/support/hostile.py (tiny files that decode to huge images, each
