@@ -269,8 +269,8 @@ def test_both_languages_link_the_same_files(en, zh):
         return _zh_name(path) if os.path.exists(os.path.join(ROOT, _zh_name(path))) else path
 
     expected, found = {counterpart(p) for p in _linked_files(en)}, _linked_files(zh)
-    assert expected <= found, f"{zh} lacks links to {sorted(expected - found)}, which {en} links to (as " \
-                              f"their English files)"
+    assert expected <= found, f"{zh} lacks links to {sorted(expected - found)}: the files {en} links to, " \
+                              f"as their Chinese pages where they have one"
     assert found <= expected, f"{zh} links to {sorted(found - expected)}, which {en} does not link to"
 
 
