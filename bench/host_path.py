@@ -15,17 +15,29 @@ no callbacks). Prints the machine, the command and the figures; --json writes th
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench.train_speed import TRASHNET, subset  # noqa: E402
 from tools.quiet import import_keras_quietly  # noqa: E402
+
+import_keras_quietly()  # a benchmark script: Keras is what it measures (bench.train_speed imports it too)
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from bench.train_speed import TRASHNET, subset  # noqa: E402
+from tools.data.layout import data_flow  # noqa: E402
+from tools.training.config import TrainConfig  # noqa: E402
+from tools.training.run import train  # noqa: E402
+from tools.training.state import finished_run  # noqa: E402
 
 
 def get_args_parser():
@@ -42,9 +54,6 @@ def get_args_parser():
 
 def null_classifier(num_classes, input_size, weights=None):
     """A classifier that costs almost nothing, with the real one's input (uint8 pixels) and output."""
-    import keras
-    from keras import layers
-
     pixels = keras.Input((input_size, input_size, 3), dtype="uint8", name="pixels")
     x = layers.Rescaling(1 / 255, name="head_scale")(pixels)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
@@ -54,12 +63,6 @@ def null_classifier(num_classes, input_size, weights=None):
 def bare_fit(data_dir, config):
     """Images/s of a plain fit() of the null model on the project's training loader (warm RAM cache), no
     validation, no callbacks, epochs after the first (which fills the cache and compiles): the baseline."""
-    import time
-
-    import keras
-
-    from tools.data.layout import data_flow
-
     flow = data_flow(data_dir, batch_size=config.batch_size, input_size=config.input_size, val_split=config.val_split,
                      seed=config.seed, workers=config.workers, print_fn=lambda line: None, cache="ram")
     model = null_classifier(len(flow.dataset.class_names), config.input_size)
@@ -73,19 +76,13 @@ def bare_fit(data_dir, config):
 
 
 def main(args):
-    import logging
-
     if not os.path.isdir(args.data_dir):
         print(f"error: no photos at {args.data_dir} (the shared TrashNet copy, or pass --data_dir)", file=sys.stderr)
         return 2
     if args.epochs < 2:
         print("error: --epochs must be >= 2 (the first fills the decode cache)", file=sys.stderr)
         return 2
-    import_keras_quietly()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from tools.training.config import TrainConfig
-    from tools.training.run import train
-    from tools.training.state import finished_run
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, paths, _, num_classes = subset(args.data_dir, args.per_class, tmp)

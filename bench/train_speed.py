@@ -44,7 +44,7 @@ from models.augmentation import build_augmentation, training_model  # noqa: E402
 from models.classifier import build_classifier, set_trainable_from  # noqa: E402
 from tools.data.layout import find_rule_file, load_dataset  # noqa: E402
 from tools.training.cache import open_cache  # noqa: E402
-from tools.training.devices import use_jit  # noqa: E402
+from tools.distributed.devices import use_jit  # noqa: E402
 from tools.training.loader import GarbageClassifySequence  # noqa: E402
 from tools.training.phases import compile_model  # noqa: E402
 

@@ -14,7 +14,7 @@ At inference (`training` falsy) every layer here returns its input unchanged.
 
 Why not `keras.ops.image.affine_transform`: on TensorFlow it is the op ImageProjectiveTransformV3,
 which XLA cannot compile ("No registered 'ImageProjectiveTransformV3' OpKernel for XLA_*_JIT"),
-and train steps are jit-compiled whenever a GPU is there (tools/training/devices.py `use_jit`).
+and train steps are jit-compiled whenever a GPU is there (tools/distributed/devices.py `use_jit`).
 `resample` does the same bilinear sampling (same transform convention, "nearest" fill) with
 gathers that XLA compiles on both backends; tests check it against affine_transform.
 """

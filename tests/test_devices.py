@@ -3,7 +3,7 @@
 import os
 import stat
 
-from tools.training.devices import GPU_INSTALL, backend_devices, device_report, nvidia_smi_gpus
+from tools.distributed.devices import GPU_INSTALL, backend_devices, device_report, nvidia_smi_gpus
 
 
 def _fake_nvidia_smi(folder, body):

@@ -1,5 +1,5 @@
 """--strategy multiworker: real train.py worker processes on 127.0.0.1 forming one cluster (TF_CONFIG each),
-and every way the cluster can be wrong answered in one line (tools/training/cluster.py, multiworker.py)."""
+and every way the cluster can be wrong answered in one line (tools/distributed/cluster.py, multiworker.py)."""
 
 import csv
 import json
@@ -31,7 +31,7 @@ def _rows(path):
     ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}', "an address twice"),
 ])
 def test_tf_config_mistakes_are_one_line(text, words):
-    from tools.training.cluster import read_tf_config
+    from tools.distributed.cluster import read_tf_config
     from tools.training.usage import UsageError
 
     with pytest.raises(UsageError, match=words.replace("(", r"\(")):
@@ -39,7 +39,7 @@ def test_tf_config_mistakes_are_one_line(text, words):
 
 
 def test_tf_config_finds_this_worker_and_the_chief():
-    from tools.training.cluster import read_tf_config
+    from tools.distributed.cluster import read_tf_config
 
     c = read_tf_config('{"cluster": {"worker": ["a:1", "b:2", "c:3"]}, "task": {"type": "worker", "index": 2}}')
     assert (c.addresses, c.index, c.count, c.chief) == (("a:1", "b:2", "c:3"), 2, 3, False)
@@ -50,7 +50,7 @@ def test_tf_config_finds_this_worker_and_the_chief():
 
 
 def test_keras_distribution_variables_for_jax_processes():
-    from tools.training.cluster import read_keras_distribution
+    from tools.distributed.cluster import read_keras_distribution
     from tools.training.usage import UsageError
 
     env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1", "KERAS_DISTRIBUTION_NUM_PROCESSES": "3",

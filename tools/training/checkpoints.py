@@ -102,10 +102,10 @@ def read_variables(path, keyed):
 
 def assign(variables, values, collective=None):
     """Set `variables` to `values`; with a `collective` (several workers) to the chief's values, on every
-    worker (the others' `values` are ignored)."""
+    worker (the others' `values` are ignored: None does). Every worker assigns: under JAX an assignment to
+    a variable that spans processes is itself collective."""
     if collective is not None:
-        collective.chief_assign(variables, values)
-        return
+        values = collective.chief_values(values if collective.chief else zeros_like(variables))
     for v, value in zip(variables, values):
         v.assign(value)
 

@@ -26,7 +26,7 @@ from models.saving import read_weights, save_model_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
 from tools.training.checkpoints import assign, read_variables, write_variables
-from tools.training.devices import Placement
+from tools.distributed.devices import Placement
 from tools.training.interrupts import Interrupted, Signals
 from tools.training.resume import PhaseBackup, seed_states
 from tools.training.state import backup_dir, history_path, phase_end_path, save_state
@@ -122,11 +122,7 @@ class Training:
 
     def feed(self, seq):
         """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
-        if seq is None or self.place.strategy is None or self.place.collective is None:
-            return seq  # one process, or several JAX ones (each feeds its own batches)
-        from tools.training.multiworker import distribute  # TensorFlow's: only under multiworker
-
-        return distribute(seq, self.place.strategy, self.config.workers)
+        return self.place.feed(seq, self.config.workers)
 
 
 def run_recipe(t, specs):
@@ -158,7 +154,7 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
             values = read_variables(end_weights, keyed)
         if collective is not None:
             if collective.chief_json(values is not None):
-                collective.chief_assign(t.model.weights, values)
+                assign(t.model.weights, values, collective)
         elif values is not None:
             assign(t.model.weights, values)
     set_trainable_from(t.model, spec.train_from, batchnorm=spec.batchnorm)

@@ -23,7 +23,7 @@ from tools.data.layout import DataError, data_flow, data_name, load_datasets
 from tools.inference import check_input_dtype
 from tools.model_source import ModelSourceError, resolve_model
 from tools.training.checkpoints import BackgroundWriter
-from tools.training.devices import backend_devices, device_report, distribution, nvidia_smi_gpus, use_jit
+from tools.distributed.devices import backend_devices, device_report, distribution, nvidia_smi_gpus, use_jit
 from tools.training.loader import GarbageClassifySequence
 from tools.training.phases import Training, header, recipe, run_recipe
 from tools.training.report import calibration_summary, evaluate, plot_history, read_history

@@ -54,7 +54,7 @@ def check_args(args):
                 raise UsageError(no_data_message(data_dir, f"The data folder {data_dir} is empty"))
     if args.strategy in ("multiworker", "data_parallel") and not args.test_only:
         # the cluster's mistakes (TF_CONFIG, KERAS_DISTRIBUTION_*), before TensorFlow or JAX starts
-        from tools.training.cluster import read_keras_distribution, read_tf_config
+        from tools.distributed.cluster import read_keras_distribution, read_tf_config
 
         if args.strategy == "multiworker":
             read_tf_config(os.environ.get("TF_CONFIG"))

@@ -123,6 +123,14 @@ class Agreement:
         """The chief's `values` (numpy arrays of the same shapes and dtypes on every worker)."""
         raise NotImplementedError
 
+    def failures(self):
+        """A context in which a collective that failed because another worker died or hung is one line."""
+        return contextlib.nullcontext()
+
+    def feed(self, seq, workers):
+        """What fit takes for this worker's loader `seq` (it loads its own share: itself)."""
+        return seq
+
     def chief_json(self, obj):
         """The chief's JSON-able `obj` (what the other workers pass is ignored)."""
         data = np.frombuffer(json.dumps(obj).encode() if self.chief else b"", dtype=np.uint8)
@@ -130,16 +138,6 @@ class Agreement:
         padded = np.zeros(size, dtype=np.int32)
         padded[:len(data)] = data
         return json.loads(np.asarray(self.chief_values([padded])[0]).astype(np.uint8).tobytes().decode() or "null")
-
-    def chief_assign(self, variables, values):
-        """Set every worker's `variables` (Keras variables) to the chief's `values` (what the others pass is
-        ignored: None does). Every worker assigns: under JAX an assignment to a variable that spans
-        processes is itself collective."""
-        from tools.training.checkpoints import zeros_like  # Keras's: only where variables are
-
-        values = self.chief_values(values if self.chief else zeros_like(variables))
-        for v, value in zip(variables, values):
-            v.assign(value)
 
 
 _WATCHDOG = r"""

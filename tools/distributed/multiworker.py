@@ -1,5 +1,5 @@
 """--strategy multiworker: tf.distribute.MultiWorkerMirroredStrategy across train.py processes (one per
-machine, TF_CONFIG each; tools/training/cluster.py), as Keras 3's fit() needs it.
+machine, TF_CONFIG each; tools/distributed/cluster.py), as Keras 3's fit() needs it.
 
 What this module does, and why:
 
@@ -18,7 +18,7 @@ What this module does, and why:
   state after it restored a backup (the other workers keep no backup: they write nothing), and whether
   any worker was asked to stop (SIGTERM) at an epoch's end.
 - TensorFlow waits for the whole cluster while holding Python's lock, with no time limit: devices.py
-  wraps the wait in tools/training/cluster.startup_watchdog.
+  wraps the wait in tools/distributed/cluster.startup_watchdog.
 """
 
 import contextlib
@@ -27,7 +27,8 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tools.training.cluster import Agreement
+from tools.distributed.cluster import Agreement
+from tools.training.usage import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,6 @@ def distribute(seq, strategy, threads):
 @contextlib.contextmanager
 def lost_workers():
     """A collective that failed because another worker died or hung is one line (UsageError) saying what to do."""
-    from tools.training.usage import UsageError
-
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
@@ -158,6 +157,12 @@ class Collective(Agreement):
 
     def any(self, flag):
         return bool(self._all_reduce("sum", [np.int64(bool(flag))])[0])
+
+    def failures(self):
+        return lost_workers()
+
+    def feed(self, seq, workers):
+        return distribute(seq, self.strategy, workers)
 
     def chief_values(self, values):
         values, out = [np.asarray(v) for v in values], [None] * len(values)

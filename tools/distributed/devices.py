@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import keras
 
-from tools.training.cluster import read_keras_distribution, read_tf_config, startup_watchdog
+from tools.distributed.cluster import read_keras_distribution, read_tf_config, startup_watchdog
 from tools.training.usage import UsageError
 
 
@@ -20,8 +20,8 @@ class Placement:
     scope: object
     replicas: int = 1
     local_replicas: int = 1
-    cluster: object = None  # tools.training.cluster.Cluster
-    collective: object = None  # tools.training.multiworker.Collective
+    cluster: object = None  # tools.distributed.cluster.Cluster
+    collective: object = None  # tools.distributed.multiworker.Collective
     strategy: object = None
 
     @property
@@ -39,15 +39,11 @@ class Placement:
 
     def failures(self):
         """A context in which losing another worker is one line (UsageError), not a traceback."""
-        if self.collective is None:
-            return contextlib.nullcontext()
-        if self.strategy is None:  # several JAX processes
-            from tools.training.multiprocess import lost_processes  # JAX's: only then
+        return self.collective.failures() if self.collective is not None else contextlib.nullcontext()
 
-            return lost_processes()
-        from tools.training.multiworker import lost_workers  # TensorFlow's: only under multiworker
-
-        return lost_workers()
+    def feed(self, seq, workers):
+        """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
+        return self.collective.feed(seq, workers) if seq is not None and self.collective is not None else seq
 
 
 def distribution(config):
@@ -74,7 +70,7 @@ def distribution(config):
             return Placement(contextlib.nullcontext(), len(devices), len(devices))
         import jax  # the JAX backend's: local devices of this process
 
-        from tools.training.multiprocess import Processes
+        from tools.distributed.multiprocess import Processes
 
         try:
             with startup_watchdog(cluster, config.worker_timeout, hint="KERAS_DISTRIBUTION_PROCESS_ID"):
@@ -92,7 +88,7 @@ def distribution(config):
     import tensorflow as tf  # tf.distribute is what mirrored and multiworker are
 
     if config.strategy == "multiworker":
-        from tools.training import multiworker  # TensorFlow's: imported only here
+        from tools.distributed import multiworker  # TensorFlow's: imported only here
 
         cluster = read_tf_config(os.environ.get("TF_CONFIG"))
         multiworker.keras_fixes()

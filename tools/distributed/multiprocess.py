@@ -1,5 +1,5 @@
 """--strategy data_parallel on several machines (JAX): one train.py process per machine, Keras' own
-KERAS_DISTRIBUTION_* variables each (tools/training/cluster.read_keras_distribution).
+KERAS_DISTRIBUTION_* variables each (tools/distributed/cluster.read_keras_distribution).
 
 keras.distribution.initialize forms the cluster (jax.distributed); DataParallel then spans every
 process's devices. Each process feeds only its own shard of the photos (tools/data/layout.data_flow),
@@ -13,7 +13,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from tools.training.cluster import Agreement
+from tools.distributed.cluster import Agreement
+from tools.training.usage import UsageError
 
 
 class Processes(Agreement):
@@ -25,12 +26,13 @@ class Processes(Agreement):
     def chief_values(self, values):
         return [np.asarray(v) for v in multihost_utils.broadcast_one_to_all(list(values))] if values else []
 
+    def failures(self):
+        return lost_processes()
+
 
 @contextlib.contextmanager
 def lost_processes():
     """A collective that failed because another process died or hung is one line (UsageError)."""
-    from tools.training.usage import UsageError
-
     try:
         yield
     except jax.errors.JaxRuntimeError as e:
