@@ -43,7 +43,8 @@ import time
 
 from tools.calibration import THRESHOLD_HELP
 from tools.contract import CROP_CHOICES, ModelFilesError, load_labels
-from tools.model_source import add_model_arguments, is_model_url
+from tools.files import is_url
+from tools.model_source import add_model_arguments
 from tools.serving.app import DEFAULTS, create_app
 from tools.serving.feedback import CollectError, check_rule_file
 from tools.serving.http import (HEAD_TIMEOUT, MAX_CONNECTIONS, MIN_UPLOAD_RATE, READ_TIMEOUT, THREADS, Limits,
@@ -142,10 +143,10 @@ def main(args):
               "BATCH_WAIT_MS": args.batch_wait_ms, "SAVE_UPLOADS": args.save_uploads,
               "SERVER_CAMERA": args.server_camera, "COLLECT_DIR": args.collect,
               "COLLECT_MAX_MB": args.collect_max_mb}
-    if not is_model_url(args.model) and not os.path.isfile(args.model):
+    if not is_url(args.model) and not os.path.isfile(args.model):
         print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
         return 2
-    if args.collect and not is_model_url(args.model):
+    if args.collect and not is_url(args.model):
         try:  # before the model loads (a URL model's labels are checked once it is fetched)
             check_rule_file(args.collect, load_labels(args.model)[0])
         except CollectError as e:

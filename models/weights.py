@@ -16,6 +16,8 @@ import re
 import h5py
 import numpy as np
 
+from tools.files import first_line
+
 #: Where Keras publishes the ResNet50 files (the URL `keras.applications.ResNet50` uses).
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 #: include_top -> (file name, md5 of the Keras file, md5 of the legacy v0.2 file of the same name).
@@ -75,7 +77,7 @@ def imagenet_weights_path(include_top):
         os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
         return keras.utils.get_file(fname, url, cache_subdir="models", cache_dir=cache_dir, file_hash=keras_md5)
     except Exception as e:  # get_file raises bare Exception for network failures
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise WeightsUnavailableError(
             f"could not download ImageNet weights ({reason}). Offline? Fetch {url} on another machine "
             f"and put it at {cached} (the Keras cache), or pass the file with --weights PATH "

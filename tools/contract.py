@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from models.preprocess import CONTRACT, preprocess_input
-from models.saving import write_json_atomic
+from tools.files import write_json_atomic
 
 #: Where train.py writes and where predict.py / server.py / export look by default.
 OUTPUT_DIR = "./output/"

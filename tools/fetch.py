@@ -13,10 +13,6 @@ class FetchError(OSError):
     """The URL did not give an image (message says why)."""
 
 
-def is_url(text):
-    return urllib.parse.urlsplit(str(text)).scheme in ("http", "https")
-
-
 def fetch_image(url, timeout=DEFAULT_TIMEOUT, max_bytes=DEFAULT_MAX_BYTES, deadline=DEFAULT_DEADLINE):
     """Bytes of the image at `url`, read in chunks and cut off past `max_bytes` or `deadline` seconds.
 
