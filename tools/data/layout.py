@@ -43,9 +43,6 @@ class Dataset:
     skipped: list = dataclasses.field(default_factory=list)  # (file, reason)
     sources: list = dataclasses.field(default_factory=list)  # (data dir, images) for load_datasets
 
-    def counts(self):
-        return np.bincount(self.labels, minlength=len(self.class_names))
-
     def subset(self, index):
         return Dataset([self.paths[i] for i in index], self.labels[index], self.class_names, self.layout)
 
