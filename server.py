@@ -41,15 +41,15 @@ import sys
 import threading
 import time
 
-from tools.calibration import THRESHOLD_HELP
-from tools.contract import CROP_CHOICES, ModelFilesError, load_labels
+from tools.contract import ModelFilesError, load_labels
 from tools.files import is_url
 from tools.model_source import add_model_arguments
-from tools.serving.app import DEFAULTS, create_app
+from tools.serving.app import create_app
 from tools.serving.feedback import CollectError, check_rule_file
 from tools.serving.http import (HEAD_TIMEOUT, MAX_CONNECTIONS, MIN_UPLOAD_RATE, READ_TIMEOUT, THREADS, Limits,
                                 allow_open_files, listen, make_server_for, serve_until_interrupted, stop, urls)
 from tools.serving.kiosk import CameraError
+from tools.serving.settings import DEFAULTS, add_flags, from_flags
 
 
 def get_args_parser():
@@ -59,29 +59,7 @@ def get_args_parser():
                    help="address to listen on (default: %(default)s, every network interface: phones on your network "
                         "can open the page, and so can anyone else on it; --host 127.0.0.1 keeps it to this computer)")
     p.add_argument("--port", type=int, default=10086, help="port, as in the original (default: %(default)s)")
-    p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULTS["CROPS"],
-                   help="deterministic crops per photo (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=DEFAULTS["UNSURE_THRESHOLD"], help=THRESHOLD_HELP)
-    p.add_argument("--max_mb", type=float, default=DEFAULTS["MAX_CONTENT_LENGTH"] // 2 ** 20,
-                   help="largest upload in MB (default: %(default)s)")
-    p.add_argument("--max_mpx", type=float, default=DEFAULTS["MAX_PIXELS"] / 1e6,
-                   help="largest photo in megapixels decoded; larger ones get 413 before any decoding "
-                        "(default: %(default)s)")
-    p.add_argument("--batch_max", type=int, default=DEFAULTS["BATCH_MAX"],
-                   help="most photos per model call (default: %(default)s)")
-    p.add_argument("--batch_wait_ms", type=float, default=DEFAULTS["BATCH_WAIT_MS"],
-                   help="how long a photo waits for company (default: %(default)s)")
-    p.add_argument("--save_uploads", metavar="DIR", help="keep each photo (generated name) + JSON of the answer")
-    p.add_argument("--collect", metavar="DIR",
-                   help="collect training data: the pages ask whether each answer was right, and a confirmed or "
-                        "corrected photo is saved into DIR with its label (garbage_classify_v2 layout, with the "
-                        "model's rule file and feedback.csv); train on it with train.py --data_dir. Off by default: "
-                        "without it no photo is kept")
-    p.add_argument("--collect_max_mb", type=float, default=DEFAULTS["COLLECT_MAX_MB"],
-                   help="with --collect: most MB the DIR may hold; feedback beyond it gets 507 (default: %(default)s)")
-    p.add_argument("--server_camera", metavar="INDEX",
-                   help="kiosk mode: a camera wired to the server (OpenCV index, or a video file) at /video_feed "
-                        "and /shot_photo")
+    add_flags(p)  # --crops, --threshold, --max_mb, ... --server_camera: the app's settings
     p.add_argument("--cert", help="TLS certificate (PEM): serve https so phones may use the camera")
     p.add_argument("--key", help="TLS private key (PEM), with --cert")
     p.add_argument("--production", action="store_true",
@@ -136,13 +114,7 @@ def main(args):
         print("error: --timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "
               "--max_connections at least 1", file=sys.stderr)
         return 2
-    config = {"MODEL": args.model, "MODEL_SHA256": args.model_sha256, "CROPS": args.crops,
-              "UNSURE_THRESHOLD": args.threshold,
-              "MAX_CONTENT_LENGTH": int(args.max_mb * 1024 * 1024), "MAX_PIXELS": int(args.max_mpx * 1e6),
-              "BATCH_MAX": args.batch_max,
-              "BATCH_WAIT_MS": args.batch_wait_ms, "SAVE_UPLOADS": args.save_uploads,
-              "SERVER_CAMERA": args.server_camera, "COLLECT_DIR": args.collect,
-              "COLLECT_MAX_MB": args.collect_max_mb}
+    config = from_flags(args)
     if not is_url(args.model) and not os.path.isfile(args.model):
         print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
         return 2
