@@ -41,11 +41,13 @@ import sys
 import threading
 import time
 
+from tools.calibration import check_threshold
 from tools.contract import ModelFilesError, load_labels
+from tools.errors import UsageError, guarded
 from tools.files import is_url
 from tools.model_source import add_model_arguments
 from tools.serving.app import create_app
-from tools.serving.feedback import CollectError, check_rule_file
+from tools.serving.feedback import check_rule_file
 from tools.serving.http import (HEAD_TIMEOUT, MAX_CONNECTIONS, MIN_UPLOAD_RATE, READ_TIMEOUT, THREADS, Limits,
                                 allow_open_files, listen, make_server_for, serve_until_interrupted, stop, urls)
 from tools.serving.kiosk import CameraError
@@ -96,48 +98,37 @@ def _listen_error(e, host, port):
     return f"cannot listen on {host}:{port}: {e.strerror or e}"
 
 
+@guarded
 def main(args):
     if bool(args.cert) != bool(args.key):
-        print("error: --cert and --key go together", file=sys.stderr)
-        return 2
+        raise UsageError("--cert and --key go together")
     if args.production and args.cert:
-        print("error: --production (waitress) does not serve https: put a TLS proxy such as Caddy in front, "
-              "or leave out --production to use --cert/--key", file=sys.stderr)
-        return 2
+        raise UsageError("--production (waitress) does not serve https: put a TLS proxy such as Caddy in front, "
+                         "or leave out --production to use --cert/--key")
     if args.collect_max_mb <= 0:
-        print("error: --collect_max_mb must be above 0", file=sys.stderr)
-        return 2
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
-        return 2
+        raise UsageError("--collect_max_mb must be above 0")
+    check_threshold(args.threshold)
     if min(args.timeout, args.head_timeout, args.min_upload_rate) <= 0 or args.threads < 1 or args.max_connections < 1:
-        print("error: --timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "
-              "--max_connections at least 1", file=sys.stderr)
-        return 2
+        raise UsageError("--timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "
+                         "--max_connections at least 1")
     config = from_flags(args)
     if not is_url(args.model) and not os.path.isfile(args.model):
-        print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
-        return 2
+        raise UsageError(f"no model at {args.model}; train one with train.py or pass --model")
     if args.collect and not is_url(args.model):
-        try:  # before the model loads (a URL model's labels are checked once it is fetched)
+        try:  # before the model loads (a URL model's labels are checked once it is fetched); CollectError: exit 2
             check_rule_file(args.collect, load_labels(args.model)[0])
-        except CollectError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         except ModelFilesError:
             pass  # the model load says so
     try:
         sock = listen(args.host, args.port)  # first: a port in use is refused before anything loads
     except OSError as e:
-        print(f"error: {_listen_error(e, args.host, args.port)}", file=sys.stderr)
-        return 2
+        raise UsageError(_listen_error(e, args.host, args.port)) from None
     started = time.monotonic()
     try:
         app = create_app(config)  # the model loads in the background from here on
-    except CameraError as e:
+    except CameraError:
         sock.close()
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise
     limits = allow_open_files(Limits(args.timeout, args.head_timeout, args.min_upload_rate * 1024,
                                      args.max_connections))
     server = make_server_for(app, sock, args.production, limits, args.threads, args.cert, args.key)

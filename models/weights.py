@@ -16,6 +16,7 @@ import re
 import h5py
 import numpy as np
 
+from tools.errors import GarbageError
 from tools.files import first_line
 
 #: Where Keras publishes the ResNet50 files (the URL `keras.applications.ResNet50` uses).
@@ -31,7 +32,7 @@ IMAGENET_FILES = {
 TOP_LAYERS = ("predictions", "fc1000")
 
 
-class WeightsUnavailableError(OSError):
+class WeightsUnavailableError(GarbageError, OSError):
     """ImageNet weights are not cached and cannot be downloaded (or the cached file is foreign)."""
 
 

@@ -10,6 +10,7 @@ import shutil
 
 from models.weights import keras_cache_dir
 from tools.data.layout import RULE_FILE_NAME, find_rule_file
+from tools.errors import GarbageError
 from tools.files import first_line
 
 HUAWEI_URL = ("https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/"
@@ -17,8 +18,10 @@ HUAWEI_URL = ("https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/"
 ZIP_NAME = "garbage_classify_v2.zip"
 
 
-class DownloadError(OSError):
+class DownloadError(GarbageError, OSError):
     """The data set could not be fetched or unpacked (the message gives the manual steps)."""
+
+    exit_code = 1
 
 
 def link_or_copy(src, dst, hardlink=True):

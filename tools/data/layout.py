@@ -23,6 +23,7 @@ import unicodedata
 
 import numpy as np
 
+from tools.errors import GarbageError
 from tools.images import is_image_file
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 RULE_FILE_NAME = "garbage_classify_rule.json"
 
 
-class DataError(ValueError):
+class DataError(GarbageError, ValueError):
     """The data folder or rule file cannot be used (the message says what to fix)."""
 
 

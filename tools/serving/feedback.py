@@ -40,6 +40,7 @@ import time
 import uuid
 
 from tools.data.layout import RULE_FILE_NAME, DataError, load_rule_file
+from tools.errors import GarbageError
 from tools.files import remove_files, replace_atomic, write_json_atomic
 from tools.images import ACCEPTED
 
@@ -51,15 +52,14 @@ _NUMBERED = re.compile(r"^img_(\d+)\.[^.]+$")
 _EXTENSIONS = ("txt", *ACCEPTED.values())
 
 
-class FeedbackError(Exception):
+class FeedbackError(GarbageError):
     """A feedback that cannot be saved; `status` is the HTTP status, the message says why."""
 
     def __init__(self, message, status):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, http_status=status)
 
 
-class CollectError(Exception):
+class CollectError(GarbageError):
     """DIR cannot be used for collecting. `str()` names the folder (operator's console); `public`
     does not (what /healthz tells clients)."""
 
