@@ -24,13 +24,14 @@ import os
 import sys
 
 from tools.batch_predict import CSV_COLUMNS, DEFAULT_BATCH_SIZE, expand, problem, report, run
-from tools.contract import CROP_CHOICES, DEFAULT_CROPS, DEFAULT_MODEL, ModelFilesError
+from tools.contract import CROP_CHOICES, DEFAULT_CROPS, DEFAULT_MODEL
+from tools.errors import UsageError, guarded
 from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES
 from tools.images import MAX_PIXELS
-from tools.calibration import THRESHOLD_HELP
+from tools.calibration import THRESHOLD_HELP, check_threshold
 from tools.inference import DEFAULT_TOP_K, Classifier
 from tools.model_source import add_model_arguments, resolve_model
-from tools.names import LANGS, NAMES_FILE, NamesFileError, default_lang, english_names
+from tools.names import LANGS, NAMES_FILE, default_lang, english_names
 from tools.quiet import import_keras_quietly
 
 #: The interactive prompt in each language (the original's is the Chinese one).
@@ -71,23 +72,16 @@ def unquote(line):
     return line
 
 
+@guarded
 def main(args):
     if args.top_k < 1 or args.batch_size < 1:
-        print("error: --top_k and --batch_size must be >= 1", file=sys.stderr)
-        return 2
+        raise UsageError("--top_k and --batch_size must be >= 1")
     if args.timeout <= 0 or args.max_mb <= 0 or args.max_mpx <= 0:
-        print("error: --timeout, --max_mb and --max_mpx must be > 0", file=sys.stderr)
-        return 2
-    if args.threshold is not None and not 0 <= args.threshold <= 1:  # None: the model's own (labels.json)
-        print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
-        return 2
+        raise UsageError("--timeout, --max_mb and --max_mpx must be > 0")
+    check_threshold(args.threshold)
     lang = args.lang or default_lang()
-    try:
-        if lang == "en":
-            english_names()  # a broken names file is said now, not after the model has loaded
-    except NamesFileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if lang == "en":
+        english_names()  # a broken names file (NamesFileError) is said now, not after the model has loaded
     items = expand(args.inputs)
     if items and all(problem(item, kind) for item, kind in items):  # nothing to judge: no model needed
         with csv_rows(args.csv) as writer:
@@ -110,16 +104,13 @@ def csv_rows(path):
 
 
 def predict(args, items, lang):
-    """Load the model, then judge `items` (or the prompt's lines when there are none); the exit code."""
-    try:
-        model_path = resolve_model(args.model, args.model_sha256)
-        if os.path.isfile(model_path):  # else Classifier says so at once, before Keras' slow import
-            import_keras_quietly()
-        clf = Classifier(model_path, crops=args.crops, top_k=args.top_k, unsure_threshold=args.threshold,
-                         max_pixels=int(args.max_mpx * 1e6))
-    except ModelFilesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """Load the model (ModelFilesError when it cannot be), then judge `items` (or the prompt's lines when
+    there are none); the exit code."""
+    model_path = resolve_model(args.model, args.model_sha256)
+    if os.path.isfile(model_path):  # else Classifier says so at once, before Keras' slow import
+        import_keras_quietly()
+    clf = Classifier(model_path, crops=args.crops, top_k=args.top_k, unsure_threshold=args.threshold,
+                     max_pixels=int(args.max_mpx * 1e6))
     options = dict(batch_size=args.batch_size, as_json=args.json, max_bytes=int(args.max_mb * 1024 * 1024),
                    deadline=args.timeout, lang=lang)
     with csv_rows(args.csv) as writer:

@@ -18,8 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from tools.data.check import CHECK_ROOT, check, default_out_dir
-from tools.data.download import HUAWEI_URL, DownloadError, copy_rule_file, download, link_or_copy
+from tools.data.download import HUAWEI_URL, copy_rule_file, download, link_or_copy
 from tools.data.layout import DataError, load_dataset, stratified_split
+from tools.errors import UsageError, guarded
 from tools.quiet import import_keras_quietly
 
 
@@ -47,21 +48,13 @@ def get_args_parser():
 def run_download(args):
     url = args.url or HUAWEI_URL
     import_keras_quietly()  # the download goes through keras.utils.get_file
-    try:
-        folder, placed = download(url, args.dest, file_hash=args.sha256)
-    except DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    folder, placed = download(url, args.dest, file_hash=args.sha256)  # DownloadError: exit 1
     print(f"{placed} files placed in {folder}; check them with: python sample.py --check {folder}")
     return 0
 
 
 def run_check(args):
-    try:
-        report = check(args.check, args.rule_file, args.out)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    report = check(args.check, args.rule_file, args.out)  # DataError: exit 2
     for line in report["warnings"]:
         print(f"warning: {line}")
     for line in report["errors"]:
@@ -90,15 +83,14 @@ def pick(labels, n, seed, stratified):
     return chosen
 
 
+@guarded
 def main(args):
     if args.download or args.check:
         if args.download and args.check:
-            print("error: --download and --check are separate steps; run one, then the other", file=sys.stderr)
-            return 2
+            raise UsageError("--download and --check are separate steps; run one, then the other")
         return run_download(args) if args.download else run_check(args)
     if args.src is None or args.dst is None or args.n is None:
-        print("error: give SRC DST N to sample, or --download, or --check DIR (see --help)", file=sys.stderr)
-        return 2
+        raise UsageError("give SRC DST N to sample, or --download, or --check DIR (see --help)")
     try:
         if args.n < 1:
             raise DataError(f"N must be >= 1, got {args.n}")
@@ -109,9 +101,8 @@ def main(args):
             raise DataError(f"asked for {args.n} images but {args.src} has only {len(ds.paths)} usable ones")
         if os.path.isdir(args.dst) and any(os.scandir(args.dst)):
             raise DataError(f"{args.dst} is not empty; choose a new folder")
-    except (DataError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:  # a folder that cannot be read (DataError: the guard's)
+        raise UsageError(str(e)) from None
     chosen = pick(ds.labels, args.n, args.seed, args.stratified)
     os.makedirs(args.dst, exist_ok=True)
     linked = 0

@@ -41,14 +41,17 @@ import sys
 import threading
 import time
 
-from tools.calibration import THRESHOLD_HELP
-from tools.contract import CROP_CHOICES, ModelFilesError, load_labels
-from tools.model_source import add_model_arguments, is_model_url
-from tools.serving.app import DEFAULTS, create_app
-from tools.serving.feedback import CollectError, check_rule_file
+from tools.calibration import check_threshold
+from tools.contract import ModelFilesError, load_labels
+from tools.errors import UsageError, guarded
+from tools.files import is_url
+from tools.model_source import add_model_arguments
+from tools.serving.app import create_app
+from tools.serving.feedback import check_rule_file
 from tools.serving.http import (HEAD_TIMEOUT, MAX_CONNECTIONS, MIN_UPLOAD_RATE, READ_TIMEOUT, THREADS, Limits,
                                 allow_open_files, listen, make_server_for, serve_until_interrupted, stop, urls)
 from tools.serving.kiosk import CameraError
+from tools.serving.settings import DEFAULTS, add_flags, from_flags
 
 
 def get_args_parser():
@@ -58,29 +61,7 @@ def get_args_parser():
                    help="address to listen on (default: %(default)s, every network interface: phones on your network "
                         "can open the page, and so can anyone else on it; --host 127.0.0.1 keeps it to this computer)")
     p.add_argument("--port", type=int, default=10086, help="port, as in the original (default: %(default)s)")
-    p.add_argument("--crops", type=int, choices=CROP_CHOICES, default=DEFAULTS["CROPS"],
-                   help="deterministic crops per photo (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=DEFAULTS["UNSURE_THRESHOLD"], help=THRESHOLD_HELP)
-    p.add_argument("--max_mb", type=float, default=DEFAULTS["MAX_CONTENT_LENGTH"] // 2 ** 20,
-                   help="largest upload in MB (default: %(default)s)")
-    p.add_argument("--max_mpx", type=float, default=DEFAULTS["MAX_PIXELS"] / 1e6,
-                   help="largest photo in megapixels decoded; larger ones get 413 before any decoding "
-                        "(default: %(default)s)")
-    p.add_argument("--batch_max", type=int, default=DEFAULTS["BATCH_MAX"],
-                   help="most photos per model call (default: %(default)s)")
-    p.add_argument("--batch_wait_ms", type=float, default=DEFAULTS["BATCH_WAIT_MS"],
-                   help="how long a photo waits for company (default: %(default)s)")
-    p.add_argument("--save_uploads", metavar="DIR", help="keep each photo (generated name) + JSON of the answer")
-    p.add_argument("--collect", metavar="DIR",
-                   help="collect training data: the pages ask whether each answer was right, and a confirmed or "
-                        "corrected photo is saved into DIR with its label (garbage_classify_v2 layout, with the "
-                        "model's rule file and feedback.csv); train on it with train.py --data_dir. Off by default: "
-                        "without it no photo is kept")
-    p.add_argument("--collect_max_mb", type=float, default=DEFAULTS["COLLECT_MAX_MB"],
-                   help="with --collect: most MB the DIR may hold; feedback beyond it gets 507 (default: %(default)s)")
-    p.add_argument("--server_camera", metavar="INDEX",
-                   help="kiosk mode: a camera wired to the server (OpenCV index, or a video file) at /video_feed "
-                        "and /shot_photo")
+    add_flags(p)  # --crops, --threshold, --max_mb, ... --server_camera: the app's settings
     p.add_argument("--cert", help="TLS certificate (PEM): serve https so phones may use the camera")
     p.add_argument("--key", help="TLS private key (PEM), with --cert")
     p.add_argument("--production", action="store_true",
@@ -117,54 +98,37 @@ def _listen_error(e, host, port):
     return f"cannot listen on {host}:{port}: {e.strerror or e}"
 
 
+@guarded
 def main(args):
     if bool(args.cert) != bool(args.key):
-        print("error: --cert and --key go together", file=sys.stderr)
-        return 2
+        raise UsageError("--cert and --key go together")
     if args.production and args.cert:
-        print("error: --production (waitress) does not serve https: put a TLS proxy such as Caddy in front, "
-              "or leave out --production to use --cert/--key", file=sys.stderr)
-        return 2
+        raise UsageError("--production (waitress) does not serve https: put a TLS proxy such as Caddy in front, "
+                         "or leave out --production to use --cert/--key")
     if args.collect_max_mb <= 0:
-        print("error: --collect_max_mb must be above 0", file=sys.stderr)
-        return 2
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        print(f"error: --threshold is a probability, from 0 to 1, not {args.threshold:g}", file=sys.stderr)
-        return 2
+        raise UsageError("--collect_max_mb must be above 0")
+    check_threshold(args.threshold)
     if min(args.timeout, args.head_timeout, args.min_upload_rate) <= 0 or args.threads < 1 or args.max_connections < 1:
-        print("error: --timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "
-              "--max_connections at least 1", file=sys.stderr)
-        return 2
-    config = {"MODEL": args.model, "MODEL_SHA256": args.model_sha256, "CROPS": args.crops,
-              "UNSURE_THRESHOLD": args.threshold,
-              "MAX_CONTENT_LENGTH": int(args.max_mb * 1024 * 1024), "MAX_PIXELS": int(args.max_mpx * 1e6),
-              "BATCH_MAX": args.batch_max,
-              "BATCH_WAIT_MS": args.batch_wait_ms, "SAVE_UPLOADS": args.save_uploads,
-              "SERVER_CAMERA": args.server_camera, "COLLECT_DIR": args.collect,
-              "COLLECT_MAX_MB": args.collect_max_mb}
-    if not is_model_url(args.model) and not os.path.isfile(args.model):
-        print(f"error: no model at {args.model}; train one with train.py or pass --model", file=sys.stderr)
-        return 2
-    if args.collect and not is_model_url(args.model):
-        try:  # before the model loads (a URL model's labels are checked once it is fetched)
+        raise UsageError("--timeout, --head_timeout and --min_upload_rate must be above 0, --threads and "
+                         "--max_connections at least 1")
+    config = from_flags(args)
+    if not is_url(args.model) and not os.path.isfile(args.model):
+        raise UsageError(f"no model at {args.model}; train one with train.py or pass --model")
+    if args.collect and not is_url(args.model):
+        try:  # before the model loads (a URL model's labels are checked once it is fetched); CollectError: exit 2
             check_rule_file(args.collect, load_labels(args.model)[0])
-        except CollectError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         except ModelFilesError:
             pass  # the model load says so
     try:
         sock = listen(args.host, args.port)  # first: a port in use is refused before anything loads
     except OSError as e:
-        print(f"error: {_listen_error(e, args.host, args.port)}", file=sys.stderr)
-        return 2
+        raise UsageError(_listen_error(e, args.host, args.port)) from None
     started = time.monotonic()
     try:
         app = create_app(config)  # the model loads in the background from here on
-    except CameraError as e:
+    except CameraError:
         sock.close()
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise
     limits = allow_open_files(Limits(args.timeout, args.head_timeout, args.min_upload_rate * 1024,
                                      args.max_connections))
     server = make_server_for(app, sock, args.production, limits, args.threads, args.cert, args.key)

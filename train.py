@@ -21,13 +21,14 @@ import sys
 from models.presets import DEFAULT_PRESET, PRESETS
 from tools.calibration import DEFAULT_TARGET_ACCURACY
 from tools.contract import MODEL_FILE, OUTPUT_DIR
+from tools.errors import guarded
 from tools.model_source import add_model_arguments
 from tools.quiet import import_keras_quietly
 from tools.training.cache import CACHE_MODES
 from tools.training.config import TrainConfig
 from tools.training.interrupts import Interrupted
 from tools.training.state import finished_message, finished_run
-from tools.training.usage import UsageError, check_args
+from tools.training.usage import check_args
 
 DEFAULT_DATA_DIR = "./garbage_classify_v2/train_data_v2"
 #: Seconds between epoch backups (docs/training.md, "Interrupting and resuming": why this figure).
@@ -122,6 +123,7 @@ def get_args_parser(add_help=True):
     return p
 
 
+@guarded
 def main(args):
     if args.cpu_devices > 1 and os.environ.get("KERAS_BACKEND") == "jax":  # must precede importing jax
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -142,9 +144,6 @@ def main(args):
         from tools.training import run
 
         return run.main(config)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except Interrupted as e:
         then = ("the chief saves the last finished epoch: rerun every worker's command to continue" if e.others else
                 f"epoch {e.saved} is saved: rerun the same command to continue from epoch {e.saved + 1}" if e.saved

@@ -6,8 +6,9 @@ every save, which here would repeat each epoch, so the warning is silenced for o
 """
 
 import contextlib
-import json
 import os
+
+from tools.files import atomic_path
 
 
 @contextlib.contextmanager
@@ -22,73 +23,17 @@ def _quiet_absl():
         absl_logging.set_verbosity(old)
 
 
-def replace_atomic(tmp, path):
-    """os.replace(tmp, path) once tmp's bytes are on disk, then the rename itself where the OS allows:
-    a kill, crash or power cut at any instant leaves either the old file or the complete new one."""
-    fd = os.open(tmp, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:  # Windows cannot open a folder; its renames need no such flush
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-#: In the name of every temporary file the training run writes besides best.h5's (backups, state, JSON):
-#: tools/training/resume.remove_stale_temp_files finds what a killed run left by it.
-TMP = ".tmp-"
-
-
-def write_json_atomic(path, obj, indent=None):
-    """Write `obj` as JSON to `path` through a temporary file + replace_atomic: never a half-written file."""
-    tmp = f"{path}{TMP}{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, default=float, ensure_ascii=False, indent=indent)
-        replace_atomic(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 TEMP_GLOB = ".*.tmp.h5"  # save_model_atomic's temporary files, left behind only by a killed process
 
 
-def remove_files(paths):
-    """Delete each of `paths` that can be deleted (gone already, or in use elsewhere: left); returns those deleted.
-    For what a killed run left (temporary files) and caches that are out of date."""
-    removed = []
-    for path in paths:
-        try:
-            os.remove(path)
-            removed.append(path)
-        except OSError:
-            pass
-    return removed
-
-
 def save_model_atomic(model, path):
-    """Write `model` for inference (no optimizer state) to `path` via a temp file + os.replace,
+    """Write `model` for inference (no optimizer state) to `path` via a temp file + os.replace (atomic_path),
     so a crash mid-write leaves the previous file intact, never a broken one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.h5")
-    try:
+    with atomic_path(path, os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.h5")) as tmp:
         with _quiet_absl():
             model.save(tmp, include_optimizer=False)
-        replace_atomic(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def read_weights(path, model):

@@ -16,6 +16,9 @@ import re
 import h5py
 import numpy as np
 
+from tools.errors import GarbageError
+from tools.files import first_line
+
 #: Where Keras publishes the ResNet50 files (the URL `keras.applications.ResNet50` uses).
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 #: include_top -> (file name, md5 of the Keras file, md5 of the legacy v0.2 file of the same name).
@@ -29,7 +32,7 @@ IMAGENET_FILES = {
 TOP_LAYERS = ("predictions", "fc1000")
 
 
-class WeightsUnavailableError(OSError):
+class WeightsUnavailableError(GarbageError, OSError):
     """ImageNet weights are not cached and cannot be downloaded (or the cached file is foreign)."""
 
 
@@ -75,7 +78,7 @@ def imagenet_weights_path(include_top):
         os.makedirs(os.path.join(cache_dir, "models"), exist_ok=True)
         return keras.utils.get_file(fname, url, cache_subdir="models", cache_dir=cache_dir, file_hash=keras_md5)
     except Exception as e:  # get_file raises bare Exception for network failures
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise WeightsUnavailableError(
             f"could not download ImageNet weights ({reason}). Offline? Fetch {url} on another machine "
             f"and put it at {cached} (the Keras cache), or pass the file with --weights PATH "
@@ -159,30 +162,3 @@ def load_weights(model, path):
     if problems:
         raise ValueError(f"{path} does not fit this ResNet50: " + "; ".join(problems))
     return len(used)
-
-
-def save_h5_weights(model, path, layout="keras"):
-    """Write `model`'s weights in the Keras 2 `.h5` layout, with current (`"keras"`) or `"legacy"` names.
-
-    This is the format of both published files; tests use it to make them from random weights,
-    and it converts a trained backbone for tools that still expect the legacy names.
-    """
-    if layout not in ("keras", "legacy"):
-        raise ValueError(f"`layout` must be 'keras' or 'legacy'. Received: layout={layout!r}")
-    with h5py.File(path, "w") as f:
-        names, counters = [], {}
-        for layer in model.layers:
-            name = layer.name
-            if layout == "legacy":  # v0.2 named weightless layers generically: activation_1, add_3, ...
-                kind = type(layer).__name__.lower()
-                counters[kind] = counters.get(kind, 0) + 1
-                name = legacy_layer_name(layer.name) or f"{kind}_{counters[kind]}"
-            names.append(name)
-            g = f.create_group(name)
-            weight_names = [f"{name}/{w.path.split('/')[-1]}:0" for w in layer.weights]
-            g.attrs["weight_names"] = np.array([n.encode("utf8") for n in weight_names], dtype="S")
-            for wname, w in zip(weight_names, layer.weights):
-                g.create_dataset(wname, data=np.asarray(w.numpy() if hasattr(w, "numpy") else w))
-        f.attrs["layer_names"] = np.array([n.encode("utf8") for n in names], dtype="S")
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"2.2.4"

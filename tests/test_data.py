@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from support.datagen import make_folder_dataset, make_image, make_txt_dataset
+from support.datasets import class_counts
 from tools.data.layout import DataError, data_flow, load_dataset, parse_label_file, stratified_split
 from tools.contract import resize_size
 from tools.training import cache as decoded
@@ -142,7 +143,7 @@ def test_class_folder_layout(tmp_path):
     root = make_folder_dataset(str(tmp_path / "kaggle"), per_class=4, classes=("paper", "cans", "glass"))
     ds = load_dataset(root)
     assert ds.layout == "folders" and ds.class_names == ["cans", "glass", "paper"]
-    assert ds.counts().tolist() == [4, 4, 4]
+    assert class_counts(ds).tolist() == [4, 4, 4]
     assert all(os.path.basename(os.path.dirname(p)) == ds.class_names[l] for p, l in zip(ds.paths, ds.labels))
 
 

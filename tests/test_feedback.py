@@ -16,6 +16,7 @@ import pytest
 
 from test_server import _wait_ready
 from support.datagen import CLASS_NAMES, make_image, make_txt_dataset
+from support.datasets import class_counts
 from server import get_args_parser, main  # test_a_folder_with_another_rule_file_refuses_to_start: the CLI
 from tools.data.layout import RULE_FILE_NAME, DataError, data_flow, load_datasets
 from tools.serving.app import create_app
@@ -364,7 +365,7 @@ def test_load_datasets_joins_folders_that_share_one_rule_file(tmp_path):
     ds = load_datasets([a, b])
     assert len(ds.paths) == 20 and ds.class_names == GLASS_CLASSES and ds.layout == "txt"
     assert all(p.startswith(a) for p in ds.paths[:12])
-    assert all(p.startswith(b) for p in ds.paths[12:]) and list(ds.counts()) == [5, 5, 5, 5]
+    assert all(p.startswith(b) for p in ds.paths[12:]) and list(class_counts(ds)) == [5, 5, 5, 5]
     assert ds.sources == [(a, 12), (b, 8)]
     lines = []
     train, val, joined, _ = data_flow([a, b], batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)

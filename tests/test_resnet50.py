@@ -9,6 +9,7 @@ import pytest
 
 from models import weights as W
 from models.resnet50 import ResNet50, conv_block, identity_block
+from support.h5_weights import save_h5_weights
 
 
 def _copy_weights(src, dst):
@@ -82,7 +83,7 @@ def random_notop(tmp_path_factory):
     files = {}
     for layout in ("keras", "legacy"):
         files[layout] = str(folder / f"{layout}.h5")
-        W.save_h5_weights(model, files[layout], layout=layout)
+        save_h5_weights(model, files[layout], layout=layout)
     return model, files
 
 
@@ -113,7 +114,7 @@ def test_generated_keras_layout_is_what_keras_applications_reads(random_notop):
 def test_top_layer_of_legacy_file_lands_in_predictions(tmp_path):
     model = ResNet50(include_top=True, weights=None)
     path = str(tmp_path / "legacy_top.h5")
-    W.save_h5_weights(model, path, layout="legacy")
+    save_h5_weights(model, path, layout="legacy")
     with h5py.File(path) as f:
         assert "fc1000" in f
     loaded = ResNet50(include_top=True, weights=path)
@@ -218,7 +219,7 @@ def test_model_script_prints_top5_with_a_weights_file(cli, tmp_path):
 
     keras.utils.set_random_seed(3)
     path = str(tmp_path / "top.h5")
-    W.save_h5_weights(ResNet50(include_top=True, weights=None), path)
+    save_h5_weights(ResNet50(include_top=True, weights=None), path)
     img = tmp_path / "x.jpg"
     make_image(1, np.random.default_rng(0), (300, 200)).save(img)
     r = cli("models/resnet50.py", img, "--weights", path, env={"KERAS_HOME": str(tmp_path / "kh")})

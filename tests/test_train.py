@@ -140,7 +140,7 @@ def _backbone_file(tmp_path):
     import keras
 
     from models.resnet50 import ResNet50
-    from models.weights import save_h5_weights
+    from support.h5_weights import save_h5_weights
 
     keras.utils.set_random_seed(0)
     path = str(tmp_path / "backbone.h5")

@@ -14,7 +14,8 @@ import re
 import sys
 import urllib.parse
 
-from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FetchError, fetch_image, is_url
+from tools.fetch import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FetchError, fetch_image
+from tools.files import is_url
 from tools.images import ImageDecodeError, is_image_file
 from tools.names import bin_name, item_name
 

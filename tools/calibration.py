@@ -16,6 +16,8 @@ cost; fitting imports scipy (a dependency of scikit-learn).
 
 import numpy as np
 
+from tools.errors import UsageError
+
 #: Equal-width confidence bins of the expected calibration error (Guo et al.'s 15).
 ECE_BINS = 15
 #: train.py --target_accuracy: the share of answered photos that should be right.
@@ -123,6 +125,12 @@ def answered_at(confidence, correct, threshold):
     answered = confidence >= threshold
     accuracy = float(np.mean(correct[answered])) if answered.any() else None
     return float(np.mean(answered)) if len(answered) else 0.0, accuracy
+
+
+def check_threshold(threshold):
+    """UsageError unless `threshold` (--threshold) is None (the model's own) or a probability."""
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise UsageError(f"--threshold is a probability, from 0 to 1, not {threshold:g}")
 
 
 def threshold_in_use(override=None, stored=None):

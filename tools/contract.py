@@ -24,7 +24,8 @@ import os
 import numpy as np
 
 from models.preprocess import CONTRACT, preprocess_input
-from models.saving import write_json_atomic
+from tools.errors import GarbageError
+from tools.files import write_json_atomic
 
 #: Where train.py writes and where predict.py / server.py / export look by default.
 OUTPUT_DIR = "./output/"
@@ -47,7 +48,7 @@ CALIBRATION_RULES = {"temperature": ("a number > 0", lambda v: 0 < v < float("in
                      "target_accuracy": ("a number in (0, 1]", lambda v: 0 < v <= 1)}
 
 
-class ModelFilesError(OSError):
+class ModelFilesError(GarbageError, OSError):
     """A model folder is incomplete or holds something train.py did not write (message says which)."""
 
 

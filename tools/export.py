@@ -31,9 +31,10 @@ import numpy as np
 
 from models.preprocess import CONTRACT
 from models.saving import load_model
-from tools.contract import (CAFFE, DEFAULT_MODEL, INPUT_DTYPES, LABELS_FILE, PIXELS, ModelFilesError, calibration_of,
+from tools.contract import (CAFFE, DEFAULT_MODEL, INPUT_DTYPES, LABELS_FILE, PIXELS, calibration_of,
                             input_contract, labels_path, load_labels, model_input, resize_size)
 from tools.data.layout import load_dataset
+from tools.errors import GarbageError, UsageError, guarded
 from tools.images import is_image_file, load_image_file
 from tools.inference import TFLiteModel, check_input_dtype
 from tools.quiet import import_keras_quietly
@@ -41,7 +42,7 @@ from tools.quiet import import_keras_quietly
 FORMATS = ("savedmodel", "tflite", "onnx")
 
 
-class ExportError(Exception):
+class ExportError(GarbageError):
     """Export or parity failure (the message says which)."""
 
 
@@ -210,38 +211,23 @@ def get_args_parser():
     return p
 
 
+@guarded
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.int8 and args.format != "tflite":
-        print("error: --int8 applies to --format tflite only", file=sys.stderr)
-        return 2
+        raise UsageError("--int8 applies to --format tflite only")
     if not os.path.isfile(args.model):
-        print(f"error: no model at {args.model}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no model at {args.model}")
     missing = missing_packages(args.format)
     if missing:
-        print(f"error: --format {args.format} needs {' and '.join(missing)}: "
-              f"pip install -r requirements-export.txt", file=sys.stderr)
-        return 2
-    try:
-        _, meta = load_labels(args.model)  # the class list travels with the export: check before the slow part
-    except ModelFilesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--format {args.format} needs {' and '.join(missing)}: pip install -r requirements-export.txt")
+    _, meta = load_labels(args.model)  # the class list travels with the export: check before the slow part
     import_keras_quietly()
     model = load_model(args.model)
-    try:
-        contract = check_input_dtype(model, meta, args.model)
-    except ModelFilesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    contract = check_input_dtype(model, meta, args.model)  # ModelFilesError, as load_labels: exit 2
     os.makedirs(args.out, exist_ok=True)
-    try:
-        artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir, contract)
-        x = sample_inputs(int(model.input_shape[1]), args.samples, contract=contract)
-    except ExportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir, contract)  # ExportError
+    x = sample_inputs(int(model.input_shape[1]), args.samples, contract=contract)
     diff, agree = parity(model, args.format, artifact, x)
     print(f"exported {artifact} ({size_mb(artifact):.1f} MB); parity on {len(x)} photos: max abs diff {diff:.2e}, "
           f"top-1 agreement {agree * 100:.1f}%")

@@ -4,17 +4,15 @@ import concurrent.futures
 import threading
 import urllib.parse
 
+from tools.errors import GarbageError
+
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = (5.0, 15.0)  # connect, read (seconds): each wait for the server
 DEFAULT_DEADLINE = 30.0  # the whole fetch (seconds): a server dripping bytes restarts the read timeout, not this
 
 
-class FetchError(OSError):
+class FetchError(GarbageError, OSError):
     """The URL did not give an image (message says why)."""
-
-
-def is_url(text):
-    return urllib.parse.urlsplit(str(text)).scheme in ("http", "https")
 
 
 def fetch_image(url, timeout=DEFAULT_TIMEOUT, max_bytes=DEFAULT_MAX_BYTES, deadline=DEFAULT_DEADLINE):

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from tools.contract import resize_size
+from tools.errors import GarbageError
 
 #: Extensions treated as images when scanning folders.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
@@ -66,12 +67,14 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
                 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(GarbageError, ValueError):
     """The input is not a readable image (the message says why)."""
 
 
 class ImageTooLarge(ImageDecodeError):
     """The image would take more memory to decode or resize than the pixel budget allows."""
+
+    http_status = 413
 
 
 @functools.cache

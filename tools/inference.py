@@ -29,6 +29,7 @@ from models.saving import load_model
 from tools.calibration import apply_temperature, threshold_in_use
 from tools.contract import (CROP_CHOICES, DEFAULT_CROPS, INPUT_DTYPES, LABELS_FILE, ModelFilesError, bin_of,
                             calibration_of, input_contract, load_labels, model_input)
+from tools.files import first_line
 from tools.images import MAX_PIXELS, load_resized
 
 #: Alternatives listed in a result.
@@ -145,7 +146,7 @@ class Classifier:
         try:
             self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else load_model(model_path)
         except Exception as e:  # Keras and LiteRT raise many types for a foreign file
-            raise ModelFilesError(f"cannot load model {model_path}: {str(e).splitlines()[0][:200]}") from None
+            raise ModelFilesError(f"cannot load model {model_path}: {first_line(e, 200)}") from None
         n_out = int(self.model.output_shape[-1])
         if n_out != len(self.labels):
             raise ModelFilesError(f"{model_path} has {n_out} outputs but {LABELS_FILE} lists {len(self.labels)} "

@@ -40,6 +40,7 @@ import tempfile
 import urllib.parse
 
 from tools.contract import LABELS_FILE, ModelFilesError, model_file
+from tools.files import first_line, is_url, replace_atomic
 
 #: Folder of the Keras cache that holds the models fetched by URL, one subfolder per URL folder.
 CACHE_SUBDIR = os.path.join("models", "garbage")
@@ -59,13 +60,9 @@ class ModelSourceError(ModelFilesError):
         self.url, self.cache_path = url, cache_path
 
 
-def is_model_url(spec):
-    return urllib.parse.urlsplit(str(spec)).scheme.lower() in ("http", "https")
-
-
 def model_file_name(spec):
     """The model's file name (`best.h5`) for a local path or a URL; never a folder, host or query."""
-    if is_model_url(spec):
+    if is_url(spec):
         return urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(str(spec)).path))
     return os.path.basename(str(spec))
 
@@ -122,7 +119,7 @@ def resolve_model(spec, sha256=None, cache_dir=None):
     """
     sha256 = check_sha256(sha256)
     spec = os.fspath(spec)
-    if not is_model_url(spec):
+    if not is_url(spec):
         spec = model_file(spec)
         got = file_sha256(spec) if sha256 and os.path.isfile(spec) else sha256
         if got != sha256:
@@ -149,9 +146,9 @@ def resolve_model(spec, sha256=None, cache_dir=None):
                                       f"the copy cached at {target} has another sha256" if os.path.isfile(target)
                                       else f"no copy is cached at {target}")
         fetched_labels = _get_file(LABELS_FILE, labels_url, tmp, None, target, f"no copy is cached beside {target}")
-        os.replace(fetched_labels, labels)  # the labels first: a cached model file means a complete pair
+        replace_atomic(fetched_labels, labels)  # the labels first: a cached model file means a complete pair
         if fetched_model:
-            os.replace(fetched_model, target)
+            replace_atomic(fetched_model, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -175,8 +172,7 @@ def _get_file(fname, url, tmp, sha256, target, no_copy):
             # the download's hash differs: say what it is; the file goes with `tmp`
             raise ModelSourceError(f"{url} has sha256 {file_sha256(downloaded)}, not the --model_sha256 {sha256} "
                                    "given: not used, not cached", url, target) from None
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        reason = reason.replace(f"URL fetch failure on {url}: ", "").replace("None -- ", "")
+        reason = first_line(e).replace(f"URL fetch failure on {url}: ", "").replace("None -- ", "")
         raise ModelSourceError(f"cannot download {url} ({reason}) and {no_copy}", url, target) from None
 
 

@@ -16,6 +16,7 @@ import locale
 import os
 
 from tools.contract import bin_of, item_of
+from tools.errors import GarbageError
 
 #: The languages names are shown in: "zh" is the class names themselves, "en" NAMES_FILE's.
 LANGS = ("zh", "en")
@@ -26,7 +27,7 @@ NAMES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
-class NamesFileError(ValueError):
+class NamesFileError(GarbageError, ValueError):
     """NAMES_FILE cannot be read or is not {"bins": {...}, "items": {...}} (the message says which)."""
 
 

@@ -10,14 +10,18 @@ import shutil
 
 from models.weights import keras_cache_dir
 from tools.data.layout import RULE_FILE_NAME, find_rule_file
+from tools.errors import GarbageError
+from tools.files import first_line
 
 HUAWEI_URL = ("https://modelarts-competitions.obs.cn-north-1.myhuaweicloud.com/"
               "garbage_classify/dataset/garbage_classify_v2.zip")
 ZIP_NAME = "garbage_classify_v2.zip"
 
 
-class DownloadError(OSError):
+class DownloadError(GarbageError, OSError):
     """The data set could not be fetched or unpacked (the message gives the manual steps)."""
+
+    exit_code = 1
 
 
 def link_or_copy(src, dst, hardlink=True):
@@ -73,7 +77,7 @@ def download(url=HUAWEI_URL, dest="./garbage_classify_v2", file_hash=None, cache
     except Exception as e:  # network errors are bare Exceptions; a wrong hash is a ValueError
         if os.path.exists(archive):  # get_file keeps a file that failed its hash: never reuse it
             os.remove(archive)
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise DownloadError(f"could not download {url} ({reason}). {manual_steps(url, dest)}") from None
     source = _find_image_folder(extracted) if os.path.isdir(extracted) else None
     if source is None:

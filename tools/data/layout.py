@@ -23,6 +23,7 @@ import unicodedata
 
 import numpy as np
 
+from tools.errors import GarbageError
 from tools.images import is_image_file
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 RULE_FILE_NAME = "garbage_classify_rule.json"
 
 
-class DataError(ValueError):
+class DataError(GarbageError, ValueError):
     """The data folder or rule file cannot be used (the message says what to fix)."""
 
 
@@ -42,9 +43,6 @@ class Dataset:
     layout: str  # "txt" or "folders"
     skipped: list = dataclasses.field(default_factory=list)  # (file, reason)
     sources: list = dataclasses.field(default_factory=list)  # (data dir, images) for load_datasets
-
-    def counts(self):
-        return np.bincount(self.labels, minlength=len(self.class_names))
 
     def subset(self, index):
         return Dataset([self.paths[i] for i in index], self.labels[index], self.class_names, self.layout)

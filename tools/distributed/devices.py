@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import keras
 
 from tools.distributed.cluster import read_keras_distribution, read_tf_config, startup_watchdog
+from tools.files import first_line
 from tools.training.usage import UsageError
 
 
@@ -76,7 +77,7 @@ def distribution(config):
             with startup_watchdog(cluster, config.worker_timeout, hint="KERAS_DISTRIBUTION_PROCESS_ID"):
                 keras.distribution.initialize(",".join(cluster.addresses), cluster.count, cluster.index)
         except (RuntimeError, jax.errors.JaxRuntimeError) as e:  # JAX's own time limit (300 s) came first
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            first = first_line(e, 300)
             raise UsageError(f"the {cluster.count} processes did not all join ({first}): start train.py on every "
                              "machine with its own KERAS_DISTRIBUTION_PROCESS_ID, or check the addresses") from None
         devices = keras.distribution.list_devices()

@@ -14,6 +14,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from tools.distributed.cluster import Agreement
+from tools.files import first_line
 from tools.training.usage import UsageError
 
 
@@ -36,7 +37,7 @@ def lost_processes():
     try:
         yield
     except jax.errors.JaxRuntimeError as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e, 300)
         if not first.startswith(LOST):  # out of memory, a compile error: not the cluster's doing
             raise
         raise UsageError(f"lost contact with the other processes ({first}); rerun every process's command to "

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tools.distributed.cluster import Agreement
+from tools.files import first_line
 from tools.training.usage import UsageError
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def lost_workers():
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.AbortedError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e, 300)
         raise UsageError(f"lost contact with the other workers ({type(e).__name__}: {first}); rerun every worker's "
                          "command to continue from the last backup") from None
 

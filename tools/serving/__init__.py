@@ -1,6 +1,7 @@
 """The web app (python server.py): one module per job.
 
 app.py      create_app(): settings, the objects below, the Blueprints
+settings.py every setting once: default, type, flag help, GARBAGE_* name
 api.py      the JSON API routes          pages.py   the HTML pages
 answers.py  the fields of every JSON answer
 uploads.py  a photo out of a request (tolerant multipart, in memory), --save_uploads

@@ -8,11 +8,11 @@ with --server_camera.
 
 from flask import Blueprint, Response, current_app, request
 
+from tools.errors import GarbageError
 from tools.names import NamesFileError, names_in
 from tools.serving import answers, state
-from tools.serving.feedback import FeedbackError
 from tools.serving.http import RETRY_AFTER_S
-from tools.serving.uploads import BadImage, body_too_large, read_upload, save_upload
+from tools.serving.uploads import body_too_large, read_upload, save_upload
 
 api = Blueprint("api", __name__)
 kiosk = Blueprint("kiosk", __name__)
@@ -23,6 +23,12 @@ def http_error(e):
     if e.code == 413:  # the body is over MAX_CONTENT_LENGTH (form limits are BadImage, see uploads.read_multipart_photo)
         return answers.error(body_too_large(current_app.config["MAX_CONTENT_LENGTH"])), 413
     return answers.error(f"{e.name}: {e.description}"), e.code
+
+
+@api.errorhandler(GarbageError)
+def refused(e):
+    """A request the API refuses (uploads.BadImage, feedback.FeedbackError) as JSON {"error": ...}, its status."""
+    return answers.error(str(e)), e.http_status
 
 
 def _retry_after(holder):
@@ -58,10 +64,7 @@ def healthz():
 def predict():
     if not state.holder().ready.is_set():
         return _not_ready()
-    try:
-        return _answer(read_upload(request))
-    except BadImage as e:
-        return answers.error(str(e)), e.status
+    return _answer(read_upload(request))
 
 
 @api.get("/labels")
@@ -88,11 +91,7 @@ def feedback():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return answers.error('send JSON {"capture_id": "...", "label": <class id>}'), 400
-    try:
-        saved = collector.feedback(body.get("capture_id"), body.get("label"))
-    except FeedbackError as e:
-        return answers.error(str(e)), e.status
-    return answers.saved(*saved), 201
+    return answers.saved(*collector.feedback(body.get("capture_id"), body.get("label"))), 201
 
 
 @kiosk.get("/video_feed")

@@ -1,7 +1,7 @@
 """The Flask application factory: create_app() for server.py and for any WSGI server.
 
 Why a factory: nothing is loaded at import time. create_app() reads its settings (DEFAULTS, then
-GARBAGE_* environment variables, then its argument) into app.config, starts loading the model in
+GARBAGE_* environment variables, then its argument: tools/serving/settings.py) into app.config, starts loading the model in
 the background (tools/serving/model.py), opens the collect folder and the server camera when asked
 to, and registers the pages and the API (tools/serving/pages.py, api.py).
 """
@@ -11,8 +11,6 @@ import os
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from tools.contract import DEFAULT_CROPS, DEFAULT_MODEL
-from tools.images import MAX_PIXELS
 from tools.serving import state
 from tools.serving.api import api, http_error, kiosk
 from tools.serving.feedback import CaptureStore, Collector
@@ -20,43 +18,11 @@ from tools.serving.http import add_security_headers
 from tools.serving.kiosk import ServerCamera
 from tools.serving.model import ModelHolder
 from tools.serving.pages import pages
+from tools.serving.settings import DEFAULTS, settings_from_env
 from tools.serving.uploads import InMemoryRequest
 
-#: Every setting of the app and its default; server.py's flags set them, and so does GARBAGE_<NAME>.
-DEFAULTS = {
-    "MODEL": DEFAULT_MODEL,
-    "MODEL_SHA256": None,
-    "CROPS": DEFAULT_CROPS,
-    "TOP_K": 5,
-    "UNSURE_THRESHOLD": None,  # None: the threshold in the model's labels.json (tools/calibration.py)
-    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
-    "MAX_PIXELS": MAX_PIXELS,
-    "BATCH_MAX": 8,
-    "BATCH_WAIT_MS": 5.0,
-    "SAVE_UPLOADS": None,
-    "SERVER_CAMERA": None,
-    # --collect DIR (tools/serving/feedback.py): photos wait COLLECT_TTL_S seconds for feedback, at most
-    # COLLECT_PENDING of them and COLLECT_PENDING_MB in all (the oldest make room); DIR is capped at
-    # COLLECT_MAX_MB.
-    "COLLECT_DIR": None,
-    "COLLECT_MAX_MB": 1024.0,
-    "COLLECT_TTL_S": 600.0,
-    "COLLECT_PENDING": 200,
-    "COLLECT_PENDING_MB": 100.0,
-}
-ENV_PREFIX = "GARBAGE_"
 #: The checkout: templates/ and static/ lie there, beside server.py.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def settings_from_env(environ=os.environ):
-    """The GARBAGE_<NAME> variables that are set, as settings (numbers converted like their default)."""
-    out = {}
-    for key, default in DEFAULTS.items():
-        value = environ.get(ENV_PREFIX + key)
-        if value is not None:
-            out[key] = type(default)(value) if isinstance(default, (int, float)) else value
-    return out
 
 
 def _collector(config):

@@ -29,24 +29,15 @@ class MicroBatcher:
         self._queue.put((prepared, future))
         return future.result(timeout=timeout)
 
-    def close(self):
-        self._queue.put(None)
-
     def _loop(self):
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
+            batch = [self._queue.get()]
             deadline = time.monotonic() + self.max_wait
             while len(batch) < self.max_batch:
                 remaining = deadline - time.monotonic()
                 try:
                     item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
                     break
                 batch.append(item)
             try:

@@ -32,7 +32,6 @@ import csv
 import datetime
 import errno
 import io
-import json
 import os
 import re
 import shutil
@@ -41,6 +40,8 @@ import time
 import uuid
 
 from tools.data.layout import RULE_FILE_NAME, DataError, load_rule_file
+from tools.errors import GarbageError
+from tools.files import remove_files, replace_atomic, write_json_atomic
 from tools.images import ACCEPTED
 
 CSV_NAME = "feedback.csv"
@@ -51,15 +52,14 @@ _NUMBERED = re.compile(r"^img_(\d+)\.[^.]+$")
 _EXTENSIONS = ("txt", *ACCEPTED.values())
 
 
-class FeedbackError(Exception):
+class FeedbackError(GarbageError):
     """A feedback that cannot be saved; `status` is the HTTP status, the message says why."""
 
     def __init__(self, message, status):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, http_status=status)
 
 
-class CollectError(Exception):
+class CollectError(GarbageError):
     """DIR cannot be used for collecting. `str()` names the folder (operator's console); `public`
     does not (what /healthz tells clients)."""
 
@@ -208,8 +208,8 @@ class Collector:
         try:
             os.makedirs(self.folder, exist_ok=True)
             if not check_rule_file(self.folder, labels):
-                self._write_atomic(rule_path, json.dumps({str(i): n for i, n in enumerate(labels)}, ensure_ascii=False,
-                                                         indent=1).encode("utf-8"))
+                write_json_atomic(rule_path, {str(i): n for i, n in enumerate(labels)}, indent=1,
+                                  tmp=os.path.join(self.folder, f".{RULE_FILE_NAME}.{uuid.uuid4().hex[:8]}.tmp"))
             numbers = [int(m.group(1)) for m in map(_NUMBERED.match, os.listdir(self.folder)) if m]
             self.collected = sum(1 for n in os.listdir(self.folder) if _NUMBERED.match(n) and n.endswith(".txt"))
             self._size = _folder_size(self.folder)
@@ -219,16 +219,6 @@ class Collector:
         self._next = max(numbers, default=0) + 1
         self.labels = list(labels)
         self.model_sha256 = model_sha256
-
-    def _write_atomic(self, path, data):
-        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            _remove(tmp)
-            raise
 
     def check_label(self, label):
         """The label as an int; FeedbackError 400 unless it is an id of the rule file."""
@@ -291,15 +281,14 @@ class Collector:
                     written.append(path)
                     with open(path, "wb") as f:
                         f.write(data)
-                os.replace(tmp_image, image)
+                replace_atomic(tmp_image, image)
                 written.append(image)
-                os.replace(tmp_label, label_file)
+                replace_atomic(tmp_label, label_file)
                 written.append(label_file)
                 with open(csv_path, "ab") as f:
                     f.write(row)
             except OSError as e:
-                for path in reversed(written):
-                    _remove(path)
+                remove_files(reversed(written))
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise FeedbackError("the server's disk is full: nothing was saved", 507) from None
                 raise FeedbackError(f"the photo could not be saved ({e.strerror or type(e).__name__}): "
@@ -308,10 +297,3 @@ class Collector:
             self._size += needed
             self.collected += 1
             return image_name
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

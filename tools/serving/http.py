@@ -21,6 +21,7 @@ import time
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, select_address_family
 
+from tools.errors import GarbageError
 from tools.serving import answers
 
 #: The Server header of both servers: no product versions.
@@ -61,8 +62,10 @@ def add_security_headers(response):
     return response
 
 
-class SlowClient(TimeoutError):
+class SlowClient(GarbageError, TimeoutError):
     """A request head or body that arrived too slowly for Limits; the message says which limit."""
+
+    http_status = 408
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,8 +8,10 @@ this path without a camera.
 import threading
 import time
 
+from tools.errors import GarbageError
 
-class CameraError(OSError):
+
+class CameraError(GarbageError, OSError):
     """The server camera cannot be opened or read."""
 
 

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 
-from tools.images import ACCEPTED, ACCEPTED_NAMES, ImageDecodeError, ImageTooLarge, sniff
+from tools.images import ACCEPTED, ACCEPTED_NAMES, ImageDecodeError, sniff
 from tools.inference import Classifier
 from tools.model_source import file_sha256, model_file_name, resolve_model
 from tools.quiet import import_keras_quietly
@@ -89,6 +89,6 @@ class ModelHolder:
         try:
             prepared = self.classifier.prepare(data)
         except ImageDecodeError as e:
-            raise BadImage(str(e), 413 if isinstance(e, ImageTooLarge) else 400) from None
+            raise BadImage(str(e), e.http_status) from None
         result = self.batcher.submit(prepared)
         return result, round((time.perf_counter() - start) * 1000, 1), ACCEPTED[fmt]

@@ -18,15 +18,15 @@ from flask import Request
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, NeedData
 
+from tools.errors import GarbageError
 from tools.serving.http import SlowClient
 
 
-class BadImage(Exception):
+class BadImage(GarbageError):
     """An upload that is not a usable photo; `status` is the HTTP status, the message says why."""
 
     def __init__(self, message, status=400):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, http_status=status)
 
 
 def body_too_large(limit):

@@ -11,7 +11,7 @@ array:
   R and a manifest hash (every path with its size and mtime, R, input_size, the format version), so
   a changed, added or removed photo gives another file, rebuilt from scratch; older cache files of
   the same name in the folder are removed when a new one is created. The per-image state is saved
-  beside it (atomically: tmp + os.replace, every FLUSH_EVERY fills and at each epoch end), so the
+  beside it (atomically: tools.files.atomic_path, every FLUSH_EVERY fills and at each epoch end), so the
   next run starts warm;
 - "auto": RAM when the array takes under a quarter of the available memory, else disk (RAM when no
   folder is given);
@@ -33,7 +33,7 @@ import threading
 
 import numpy as np
 
-from models.saving import remove_files
+from tools.files import atomic_path, remove_files
 from tools.contract import resize_size
 from tools.images import ImageDecodeError, load_resized
 
@@ -238,19 +238,15 @@ class DecodedCache:
         return self._view(i)
 
     def flush(self):
-        """Disk: write the filled pixels out, then the state (tmp + os.replace), so a next run starts warm."""
+        """Disk: write the filled pixels out, then the state (atomic_path), so a next run starts warm."""
         if self.kind != "disk":
             return
         with self._flush_lock:
             with self._lock:
                 state = self.state.copy()  # only slots whose pixels are already written
             self.data.flush()
-            tmp = self.state_file + ".tmp"
-            with open(tmp, "wb") as f:
+            with atomic_path(self.state_file, self.state_file + ".tmp") as tmp, open(tmp, "wb") as f:
                 np.save(f, state)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_file)
 
 
 def _disk_free(folder):

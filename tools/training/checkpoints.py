@@ -27,7 +27,8 @@ import time
 import keras
 import numpy as np
 
-from models.saving import TMP, replace_atomic, save_model_atomic
+from models.saving import save_model_atomic
+from tools.files import TMP, atomic_path, first_line
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,12 @@ def snapshot(variables):
 
 
 def write_variables(path, names, values):
-    """{name: value} as an .npz file at `path`, through a temporary file + replace_atomic; returns its size."""
+    """{name: value} as an .npz file at `path`, through a temporary file (atomic_path); returns its size."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, os.path.basename(path).replace(".npz", f"{TMP}{os.getpid()}.npz"))
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{name: np.asarray(value) for name, value in zip(names, values)})
-        replace_atomic(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, tmp) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{name: np.asarray(value) for name, value in zip(names, values)})
     return os.path.getsize(path)
 
 
@@ -164,7 +160,7 @@ class BackgroundWriter:
                 job()
                 self.written.append((what, time.perf_counter() - t0))
             except Exception as e:  # a full disk, a permission: say it, keep training
-                self.warn(f"warning: could not write {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                self.warn(f"warning: could not write {what} ({type(e).__name__}: {first_line(e)}); "
                           "training goes on")
             finally:
                 with self._cond:

@@ -34,7 +34,8 @@ import time
 import keras
 import numpy as np
 
-from models.saving import TEMP_GLOB, TMP, remove_files, write_json_atomic
+from models.saving import TEMP_GLOB
+from tools.files import TMP, first_line, remove_files, write_json_atomic
 from tools.training.checkpoints import BACKUP, assign, read_variables, snapshot, training_variables, write_variables
 from tools.training.interrupts import Interrupted
 from tools.training.state import RunState
@@ -88,8 +89,7 @@ def drop_history_rows(path, first_epoch):
 
 
 def _reason(error):
-    text = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    text = f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 

@@ -17,7 +17,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from models.saving import write_json_atomic
+from tools.files import write_json_atomic
 
 BACKUP = ".backup"
 RUN_RECORD = "run.json"

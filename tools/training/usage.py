@@ -8,10 +8,7 @@ import importlib.util
 import os
 
 from tools.data.download import HUAWEI_URL
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
+from tools.errors import UsageError  # noqa: F401  (the training modules raise it from here)
 
 
 def no_data_message(data_dir, reason):
