@@ -540,3 +540,17 @@ def test_the_dev_server_holds_at_most_its_connection_limit_of_threads(app):
             s.close()
         server.shutdown()
         server.server_close()
+
+
+def test_settings_from_the_environment_through_flasks_loader(monkeypatch):
+    """GARBAGE_<NAME> variables become typed settings through Flask's from_prefixed_env; a variable with
+    a double underscore beside one of the same name (which Flask would nest into a string) is ignored."""
+    from tools.serving.settings import settings_from_env
+
+    for key in [k for k in os.environ if k.startswith("GARBAGE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("GARBAGE_TOP_K", "3")
+    monkeypatch.setenv("GARBAGE_COLLECT_DIR", "2024")
+    assert settings_from_env() == {"TOP_K": 3, "COLLECT_DIR": "2024"}  # a folder named 2024 stays a string
+    monkeypatch.setenv("GARBAGE_TOP_K__X", "1")
+    assert settings_from_env()["TOP_K"] == 3

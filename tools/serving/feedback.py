@@ -53,7 +53,7 @@ _EXTENSIONS = ("txt", *ACCEPTED.values())
 
 
 class FeedbackError(GarbageError):
-    """A feedback that cannot be saved; `status` is the HTTP status, the message says why."""
+    """A feedback that cannot be saved; `http_status` is the HTTP status (given as `status`), the message says why."""
 
     def __init__(self, message, status):
         super().__init__(message, http_status=status)

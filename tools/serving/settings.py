@@ -109,8 +109,11 @@ def settings_from_env(environ=None):
     would turn a folder named 2024 into a number); `environ`, a mapping, is read instead when given."""
     if environ is None:
         raw = Config(os.curdir)
-        raw.from_prefixed_env(ENV_PREFIX, loads=str)
-    else:
+        try:
+            raw.from_prefixed_env(ENV_PREFIX, loads=str)
+        except TypeError:  # GARBAGE_X and GARBAGE_X__Y both set: Flask nests the second into the first's string
+            environ = os.environ
+    if environ is not None:
         raw = {key.removeprefix(f"{ENV_PREFIX}_"): value for key, value in environ.items()
                if key.startswith(f"{ENV_PREFIX}_")}
     return {s.name: s.parse(raw[s.name]) for s in SETTINGS if s.name in raw}

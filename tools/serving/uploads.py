@@ -23,7 +23,7 @@ from tools.serving.http import SlowClient
 
 
 class BadImage(GarbageError):
-    """An upload that is not a usable photo; `status` is the HTTP status, the message says why."""
+    """An upload that is not a usable photo; `http_status` is the HTTP status (given as `status`), the message says why."""
 
     def __init__(self, message, status=400):
         super().__init__(message, http_status=status)
