@@ -136,12 +136,18 @@ def lean_blocker(folder):
     return str(folder)
 
 
-def run_as_user(*args, **env):
-    """A script run as a user would: without the tests' TF_CPP_MIN_LOG_LEVEL (set above)."""
+def user_env(**env):
+    """The environment a user's script runs in: without the tests' TF_CPP_MIN_LOG_LEVEL (set above), so
+    TensorFlow's start-up lines are hidden as they are for a user, plus `env`."""
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    full_env.update(env, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=600)
+    full_env.update(env)
+    return full_env
+
+
+def run_as_user(*args, **env):
+    """A script run as a user would (user_env), output unbuffered."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=user_env(**env, PYTHONUNBUFFERED="1"),
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, user_env
 from support.datagen import make_image
 from support.servers import free_port, start, stop
 
@@ -420,18 +420,20 @@ def test_server_listens_first_prints_its_urls_and_answers_503_while_the_model_lo
                 [sys.executable, "server.py", "--model", f"http://127.0.0.1:{never_answers.getsockname()[1]}/best.h5",
                  "--host", "0.0.0.0", "--port", str(port)] + (["--production"] if production else []),
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                env=dict(os.environ, KERAS_HOME=str(tmp_path / "keras")))
+                env=user_env(KERAS_HOME=str(tmp_path / "keras")))  # TensorFlow's start-up lines hidden, as for a user
         try:
+            lan = lan_address()
+            expected = [f"this computer: http://localhost:{port}/"]
+            expected += [] if lan is None else [f"phones on this network: http://{lan}:{port}/upload"]
+            last = expected[-1].split()[0]  # the last line printed: wait for it, not for the first URL
             deadline = time.time() + 60
-            while time.time() < deadline and "this computer" not in log.read_text() and proc.poll() is None:
+            while time.time() < deadline and last not in log.read_text() and proc.poll() is None:
                 time.sleep(0.1)
+            time.sleep(0.5)  # anything printed just after the URLs would show below
             lines = log.read_text().splitlines()
             kind = "waitress" if production else "development server"
             assert lines[0].startswith(f"{kind} listening on every network interface"), lines
             assert "loading the model best.h5" in lines[0]
-            lan = lan_address()
-            expected = [f"this computer: http://localhost:{port}/"]
-            expected += [] if lan is None else [f"phones on this network: http://{lan}:{port}/upload"]
             assert [" ".join(line.split()) for line in lines[1:]] == expected, lines
             health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
             assert health.status_code == 503 and health.json()["status"] == "loading"
