@@ -19,7 +19,9 @@ from tqdm import tqdm
 
 from tools.data.check import CHECK_ROOT, check, default_out_dir
 from tools.data.download import HUAWEI_URL, copy_rule_file, download, link_or_copy
-from tools.data.layout import DataError, load_dataset, stratified_split
+from tools.data import DataError
+from tools.data.layout import load_dataset
+from tools.data.split import stratified_split
 from tools.errors import UsageError, guarded
 from tools.quiet import import_keras_quietly
 

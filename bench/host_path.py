@@ -34,8 +34,8 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from bench.train_speed import TRASHNET, subset  # noqa: E402
-from tools.data.layout import data_flow  # noqa: E402
 from tools.training.config import TrainConfig  # noqa: E402
+from tools.training.data import data_flow  # noqa: E402
 from tools.training.run import train  # noqa: E402
 from tools.training.state import finished_run  # noqa: E402
 

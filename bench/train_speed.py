@@ -42,7 +42,8 @@ import numpy as np  # noqa: E402
 
 from models.augmentation import build_augmentation, training_model  # noqa: E402
 from models.classifier import build_classifier, set_trainable_from  # noqa: E402
-from tools.data.layout import find_rule_file, load_dataset  # noqa: E402
+from tools.data.layout import load_dataset  # noqa: E402
+from tools.data.rules import find_rule_file  # noqa: E402
 from tools.training.cache import open_cache  # noqa: E402
 from tools.distributed.devices import use_jit  # noqa: E402
 from tools.training.loader import GarbageClassifySequence  # noqa: E402

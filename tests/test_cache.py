@@ -256,7 +256,8 @@ def test_open_cache_logs_one_line(small, tmp_path, caplog):
 
 
 def test_a_cache_folder_that_cannot_be_made_is_one_clear_data_error(small, tmp_path):
-    from tools.data.layout import DataError, data_flow
+    from tools.data import DataError
+    from tools.training.data import data_flow
 
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the cache folder would go")

@@ -11,7 +11,10 @@ from PIL import Image
 
 from support.datagen import make_folder_dataset, make_image, make_txt_dataset
 from support.datasets import class_counts
-from tools.data.layout import DataError, data_flow, load_dataset, parse_label_file, stratified_split
+from tools.data import DataError
+from tools.data.layout import load_dataset, parse_label_file
+from tools.data.split import stratified_split
+from tools.training.data import data_flow
 from tools.contract import resize_size
 from tools.training import cache as decoded
 from tools.training.cache import decode_square, open_cache

@@ -18,7 +18,10 @@ from test_server import _wait_ready
 from support.datagen import CLASS_NAMES, make_image, make_txt_dataset
 from support.datasets import class_counts
 from server import get_args_parser, main  # test_a_folder_with_another_rule_file_refuses_to_start: the CLI
-from tools.data.layout import RULE_FILE_NAME, DataError, data_flow, load_datasets
+from tools.data import DataError
+from tools.data.merge import load_datasets
+from tools.data.rules import RULE_FILE_NAME
+from tools.training.data import data_flow
 from tools.serving.app import create_app
 from tools.serving.feedback import CollectError, Collector
 

@@ -23,7 +23,7 @@ from test_feedback import GLASS, GLASS_CLASSES, glass_model, make_glass_data  # 
 from test_e2e import DESKTOP, box
 from test_phone import LAYOUT_ITEMS, PHONE, on_screen, screenshots
 from test_phone import check_layout as phone_check_layout
-from tools.data.layout import load_datasets
+from tools.data.merge import load_datasets
 
 #: What a person looks at or taps while giving feedback (the card itself holds them all).
 FEEDBACK_ITEMS = LAYOUT_ITEMS.replace("#result > *", "#privacy, #result .item, #result .bin, #result .prob, "

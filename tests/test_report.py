@@ -75,7 +75,7 @@ def test_the_majority_bin_baseline_and_the_most_confused_pairs():
 
 
 def test_report_txt_tables_stay_aligned_with_chinese_names():
-    from tools.data.layout import display_width
+    from tools.data.tables import display_width
 
     y = np.array([0, 0, 1, 2, 3, 4, 5, 5, 5])
     text = format_report(classification_report(y, _probs(np.array([1, 1, 1, 2, 4, 4, 4, 3, 5])), NAMES))

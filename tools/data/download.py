@@ -9,7 +9,7 @@ import os
 import shutil
 
 from models.weights import keras_cache_dir
-from tools.data.layout import RULE_FILE_NAME, find_rule_file
+from tools.data.rules import RULE_FILE_NAME, find_rule_file
 from tools.errors import GarbageError
 from tools.files import first_line
 

@@ -2,7 +2,7 @@
 KERAS_DISTRIBUTION_* variables each (tools/distributed/cluster.read_keras_distribution).
 
 keras.distribution.initialize forms the cluster (jax.distributed); DataParallel then spans every
-process's devices. Each process feeds only its own shard of the photos (tools/data/layout.data_flow),
+process's devices. Each process feeds only its own shard of the photos (tools/training/data.data_flow),
 so the distribution's auto-sharding is off. The processes agree on the chief's restored state and on
 stopping through jax.experimental.multihost_utils (`Processes`).
 """

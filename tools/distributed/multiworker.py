@@ -12,7 +12,7 @@ What this module does, and why:
   all replicas; a batch's figures in the progress bar are this worker's own. Applied
   once, only when --strategy multiworker runs; a Keras that no longer has those internals is left alone.
 - `distribute(seq, strategy)`: each worker feeds the strategy its own shard of the photos (the loader of
-  its share, tools/data/layout.data_flow), so no worker decodes another's photos: a per-worker tf.data
+  its share, tools/training/data.data_flow), so no worker decodes another's photos: a per-worker tf.data
   pipeline with TensorFlow's auto-sharding off, batched per replica.
 - `Collective`: what the workers must agree on besides the gradients: the chief's variables and run
   state after it restored a backup (the other workers keep no backup: they write nothing), and whether

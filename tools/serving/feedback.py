@@ -39,7 +39,8 @@ import threading
 import time
 import uuid
 
-from tools.data.layout import RULE_FILE_NAME, DataError, load_rule_file
+from tools.data import DataError
+from tools.data.rules import RULE_FILE_NAME, load_rule_file
 from tools.errors import GarbageError
 from tools.files import remove_files, replace_atomic, write_json_atomic
 from tools.images import ACCEPTED

@@ -15,7 +15,7 @@ import numpy as np
 from tools.calibration import (DEFAULT_TARGET_ACCURACY, apply_temperature, calibration_figures, fit_calibration,
                                threshold_in_use)
 from tools.contract import bin_of
-from tools.data.layout import display_width, pad
+from tools.data.tables import display_width, pad
 from tools.plots import class_ticks, pyplot
 from tools.training.diagnostics import plot_reliability, plot_top_losses
 

@@ -19,10 +19,13 @@ from models.saving import load_model, save_model_atomic
 from models.weights import WeightsUnavailableError
 from tools.contract import (CAFFE, MODEL_FILE, ModelFilesError, calibration_of, input_contract, load_labels,
                             write_calibration, write_labels)
-from tools.data.layout import DataError, data_flow, data_name, load_datasets
+from tools.data import DataError
+from tools.data.layout import data_name
+from tools.data.merge import load_datasets
 from tools.inference import check_input_dtype
 from tools.model_source import ModelSourceError, resolve_model
 from tools.training.checkpoints import BackgroundWriter
+from tools.training.data import data_flow
 from tools.distributed.devices import backend_devices, device_report, distribution, nvidia_smi_gpus, use_jit
 from tools.training.loader import GarbageClassifySequence
 from tools.training.phases import Training, header, recipe, run_recipe
