@@ -24,8 +24,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+from support.trashnet import TRASHNET  # noqa: E402
 from tools.data.layout import load_dataset  # noqa: E402
 from tools.data.rules import find_rule_file  # noqa: E402
 

@@ -21,9 +21,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from support.datagen import make_big_jpegs  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
 from tools.data.check import check  # noqa: E402
 
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
 
 
 def read_only(folder):

@@ -24,6 +24,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tools.quiet import import_keras_quietly  # noqa: E402
@@ -33,7 +34,8 @@ import_keras_quietly()  # a benchmark script: Keras is what it measures (bench.t
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from bench.train_speed import TRASHNET, subset  # noqa: E402
+from bench.train_speed import subset  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
 from tools.training.config import TrainConfig  # noqa: E402
 from tools.training.data import data_flow  # noqa: E402
 from tools.training.run import train  # noqa: E402

@@ -47,10 +47,10 @@ from models.saving import save_model_atomic  # noqa: E402
 from support import hostile  # noqa: E402
 from support.datagen import CLASS_NAMES, make_image  # noqa: E402
 from support.servers import free_port, proc_status, start, stop  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
 from tools.contract import write_labels  # noqa: E402
 
 MB = 1024 * 1024
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
 
 
 def upload(url, pid, data, before):

@@ -18,7 +18,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from support.trashnet import TRASHNET  # noqa: E402
 
 
 def get_args_parser():

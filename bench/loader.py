@@ -33,12 +33,12 @@ import numpy as np  # noqa: E402
 
 from models.classifier import build_classifier, set_trainable_from  # noqa: E402
 from support.datagen import make_big_jpegs  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
 from tools import images as image_io  # noqa: E402
 from tools.data.layout import load_dataset  # noqa: E402
 from tools.training.cache import open_cache  # noqa: E402
 from tools.training.loader import GarbageClassifySequence  # noqa: E402
 
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
 
 
 def loader_rate(seq, batches, workers):

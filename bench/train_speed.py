@@ -35,6 +35,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
@@ -42,14 +43,13 @@ import numpy as np  # noqa: E402
 
 from models.augmentation import build_augmentation, training_model  # noqa: E402
 from models.classifier import build_classifier, set_trainable_from  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
 from tools.data.layout import load_dataset  # noqa: E402
 from tools.data.rules import find_rule_file  # noqa: E402
 from tools.training.cache import open_cache  # noqa: E402
 from tools.distributed.devices import use_jit  # noqa: E402
 from tools.training.loader import GarbageClassifySequence  # noqa: E402
 from tools.training.phases import compile_model  # noqa: E402
-
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2")
 
 
 def get_args_parser():

@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from support.datagen import make_txt_dataset  # noqa: E402
+from support.trashnet import TRASHNET_ROOT as TRASHNET  # noqa: E402
 
-TRASHNET = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2")
 #: Set (.ci/run sets it) to count a skipped test as failed: CI installs everything the tests need, so a
 #: skip there is a test that did not run.
 NO_SKIPS = "TESTS_NO_SKIPS"

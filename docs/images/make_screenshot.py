@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from support.servers import free_port, start, stop  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
 
 #: Screenshot file name per page language.
 PAGES = {"en-US": "page.png", "zh-CN": "page.zh-CN.png"}
@@ -61,7 +62,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="a best.h5 with labels.json beside it (default: train a small one)")
     p.add_argument("--photo", help="the photo to judge (default: the first photo of --data_dir not trained on)")
-    p.add_argument("--data_dir", default=os.path.join(ROOT, "..", "shared", "data", "trashnet_v2", "train_data_v2"))
+    p.add_argument("--data_dir", default=TRASHNET)
     p.add_argument("--train_photos", type=int, default=600)
     p.add_argument("--out_dir", default=os.path.join(ROOT, "docs", "images"))
     args = p.parse_args()
