@@ -8,7 +8,9 @@ docstrings count, they are part of reading the code) and checks:
 - the biggest folder (its own files, not its sub-folders) or module holds at most 25% of them;
 - each entry script (train.py, predict.py, server.py, sample.py) has at most 220 code lines;
 - no module in models/, tools/ or bench/ imports an entry script;
-- at most 8 imports of the project's own modules inside functions (the rest sit at the top).
+- at most 8 imports of the project's own modules inside functions (the rest sit at the top);
+- tools/data/ imports nothing from tools.training (reading data folders loads no training code);
+- the shared TrashNet copy's path is spelled out once, tests/ included (tests/support/trashnet.py).
 """
 
 import argparse
@@ -21,11 +23,13 @@ ENTRY_SCRIPTS = ("train.py", "predict.py", "server.py", "sample.py")
 OWN_PACKAGES = ("models", "tools", "bench", "train", "predict", "server", "sample")
 SKIP_DIRS = {"tests", ".git", ".venv", "node_modules", "__pycache__", "output", ".gpu", "garbage_classify_v2"}
 MAX_SHARE, MAX_ENTRY_LINES, MAX_INNER_IMPORTS = 0.25, 220, 8
+#: The folder name of the shared TrashNet copy: the path component only the one definition spells out.
+TRASHNET_FOLDER = "trashnet_v2"
 
 
-def source_files(root):
+def source_files(root, skip=SKIP_DIRS):
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if d not in skip and not d.startswith("."))
         for name in sorted(files):
             if name.endswith((".py", ".js")):
                 yield os.path.relpath(os.path.join(folder, name), root)
@@ -64,6 +68,13 @@ def imports(path):
     return top, nested
 
 
+def path_parts(path, part):
+    """Line numbers of the string constants of a Python file that are exactly `part` (a path component)."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == part]
+
+
 def main(args):
     root = os.path.abspath(args.root)
     files = list(source_files(root))
@@ -86,7 +97,7 @@ def main(args):
     print("\nbiggest modules:")
     for f, n in sorted(lines.items(), key=lambda kv: -kv[1])[:8]:
         print(f"  {f:<32} {n:>5}  {n / total:6.1%}")
-    inner, upward = [], []
+    inner, upward, data_to_training = [], [], []
     for f in files:
         if not f.endswith(".py"):
             continue
@@ -95,6 +106,11 @@ def main(args):
         if f.split(os.sep)[0] in ("models", "tools", "bench"):
             upward += [(f, line, m) for line, m in top + nested if m.split(".")[0] in
                        tuple(s[:-3] for s in ENTRY_SCRIPTS)]
+        if f.startswith(os.path.join("tools", "data") + os.sep):
+            data_to_training += [(f, line, m) for line, m in top + nested if m.startswith("tools.training")]
+    trashnet = [(f, line) for f in source_files(root, SKIP_DIRS - {"tests"})
+                if f.endswith(".py") and f != os.path.join("bench", "layout.py")  # this file names the part
+                for line in path_parts(os.path.join(root, f), TRASHNET_FOLDER)]
     print(f"\nfunction-level imports of the project's own modules: {len(inner)}")
     for f, line, m in inner:
         print(f"  {f}:{line}  {m}")
@@ -109,6 +125,10 @@ def main(args):
     rule(not upward, "no module in models/, tools/, bench/ imports an entry script"
          + "".join(f"\n          {f}:{line} imports {m}" for f, line, m in upward))
     rule(len(inner) <= MAX_INNER_IMPORTS, f"{len(inner)} function-level imports of own modules (<= {MAX_INNER_IMPORTS})")
+    rule(not data_to_training, "tools/data/ imports nothing from tools.training"
+         + "".join(f"\n          {f}:{line} imports {m}" for f, line, m in data_to_training))
+    rule(len(trashnet) == 1, f"the TrashNet path is spelled out in one place, tests included: {TRASHNET_FOLDER!r} at "
+         + (", ".join(f"{f}:{line}" for f, line in trashnet) or "none"))
     return 0 if ok else 1
 
 
