@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, TRASHNET
+from support.scripts import ROOT, TRASHNET
 from tools.contract import bin_of, item_of
 from tools.names import NamesFileError, bin_name, default_lang, english_names, item_name, names_in
 
