@@ -11,6 +11,12 @@ docstrings count, they are part of reading the code) and checks:
 - at most 8 imports of the project's own modules inside functions (the rest sit at the top);
 - tools/data/ imports nothing from tools.training (reading data folders loads no training code);
 - the shared TrashNet copy's path is spelled out once, tests/ included (tests/support/trashnet.py).
+and in tests/ (issue 20: one place for each rule):
+- no file imports a test file (tests/test_*.py) or conftest: shared helpers live in tests/support/;
+- tests/conftest.py holds fixtures and pytest hooks only: at its top level nothing but its docstring,
+  imports, UPPER_CASE literal constants, fixtures and pytest_* hooks (so nothing runs at import: no
+  sys.path or os.environ change, no helper);
+- each fixture of tests/conftest.py (the one `browser` among them) is defined nowhere else in tests/.
 """
 
 import argparse
@@ -25,6 +31,9 @@ SKIP_DIRS = {"tests", ".git", ".venv", "node_modules", "__pycache__", "output", 
 MAX_SHARE, MAX_ENTRY_LINES, MAX_INNER_IMPORTS = 0.25, 220, 8
 #: The folder name of the shared TrashNet copy: the path component only the one definition spells out.
 TRASHNET_FOLDER = "trashnet_v2"
+TESTS, CONFTEST = "tests", os.path.join("tests", "conftest.py")
+#: Fixtures that must be defined in conftest.py (and so, by the last rule, only there).
+SHARED_FIXTURES = ("browser",)
 
 
 def source_files(root, skip=SKIP_DIRS):
@@ -73,6 +82,113 @@ def path_parts(path, part):
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
     return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == part]
+def test_files(root):
+    """The Python files under tests/ (support/ included), relative to root."""
+    for folder, dirs, files in os.walk(os.path.join(root, TESTS)):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield os.path.relpath(os.path.join(folder, name), root)
+
+
+def parse(path):
+    with open(path, encoding="utf-8") as f:
+        return ast.parse(f.read(), path)
+
+
+def imports_of_tests(tree):
+    """(line, module) of each import, anywhere in the file, of a test file or conftest."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module] if node.module and not node.level else [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            first = parts[1] if parts[0] == TESTS and len(parts) > 1 else parts[0]
+            if first.startswith("test_") or first == "conftest":
+                out.append((node.lineno, name))
+    return out
+
+
+def fixture_name(fn):
+    """The name a function defines as a pytest fixture, or None when it is not one."""
+    for deco in fn.decorator_list:
+        call = deco if isinstance(deco, ast.Call) else None
+        target = call.func if call else deco
+        if (isinstance(target, ast.Attribute) and target.attr == "fixture") or \
+                (isinstance(target, ast.Name) and target.id == "fixture"):
+            named = [k.value.value for k in (call.keywords if call else []) if k.arg == "name"
+                     and isinstance(k.value, ast.Constant)]
+            return named[0] if named else fn.name
+    return None
+
+
+def fixtures(tree):
+    """{fixture name: line} of the fixtures a file defines (at its top level or in its classes)."""
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and fixture_name(node):
+            out[fixture_name(node)] = node.lineno
+    return out
+
+
+def _is_constant(node):
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    names = [n for t in targets for n in (t.elts if isinstance(t, ast.Tuple) else [t])]
+    if not all(isinstance(n, ast.Name) and n.id.isupper() for n in names) or node.value is None:
+        return False
+    try:
+        ast.literal_eval(node.value)
+    except ValueError:
+        return False
+    return True
+
+
+def not_fixtures_or_hooks(tree):
+    """(line, what) of each top-level statement of a conftest that is not its docstring, an import, an
+    UPPER_CASE literal constant, a fixture or a pytest_* hook."""
+    out = []
+    for i, node in enumerate(tree.body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_constant(node):
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                (node.name.startswith("pytest_") or fixture_name(node)):
+            continue
+        what = f"{'class' if isinstance(node, ast.ClassDef) else 'def'} {node.name} (neither a fixture nor a hook)" \
+            if hasattr(node, "name") else ast.unparse(node).splitlines()[0][:60]
+        out.append((node.lineno, what))
+    return out
+
+
+def check_tests(root, rule):
+    """The rules for tests/ (see the docstring); prints its figures first."""
+    files = list(test_files(root))
+    trees = {f: parse(os.path.join(root, f)) for f in files}
+    shared = fixtures(trees[CONFTEST]) if CONFTEST in trees else {}
+    print(f"\ntests/: {sum(os.path.basename(f).startswith('test_') for f in files)} test files, "
+          f"{sum(f.startswith(os.path.join(TESTS, 'support')) for f in files)} support modules, "
+          f"{len(shared)} fixtures in conftest.py")
+    imported = [(f, line, m) for f in files for line, m in imports_of_tests(trees[f])]
+    rule(not imported, "no file in tests/ imports a test file or conftest (shared helpers: tests/support/)"
+         + "".join(f"\n          {f}:{line} imports {m}" for f, line, m in imported))
+    stray = not_fixtures_or_hooks(trees[CONFTEST]) if CONFTEST in trees else [(0, "no tests/conftest.py")]
+    rule(not stray, "tests/conftest.py holds only imports, constants, fixtures and pytest hooks (nothing runs "
+         "at import)" + "".join(f"\n          {CONFTEST}:{line} {what}" for line, what in stray))
+    again = [(f, line, name) for f in files if f != CONFTEST for name, line in fixtures(trees[f]).items()
+             if name in shared]
+    missing = [name for name in SHARED_FIXTURES if name not in shared]
+    rule(not again and not missing, f"each fixture of tests/conftest.py is defined once, there ({', '.join(SHARED_FIXTURES)} "
+         "among them)" + "".join(f"\n          {f}:{line} defines {name} again" for f, line, name in again)
+         + "".join(f"\n          {name} is not a fixture of {CONFTEST}" for name in missing))
 
 
 def main(args):
@@ -129,6 +245,7 @@ def main(args):
          + "".join(f"\n          {f}:{line} imports {m}" for f, line, m in data_to_training))
     rule(len(trashnet) == 1, f"the TrashNet path is spelled out in one place, tests included: {TRASHNET_FOLDER!r} at "
          + (", ".join(f"{f}:{line}" for f, line in trashnet) or "none"))
+    check_tests(root, rule)
     return 0 if ok else 1
 
 

@@ -1,27 +1,34 @@
-"""Shared fixtures: generated data sets, the shared TrashNet copy, a CLI runner, a local HTTP server, models
-(tiny_model of today's contract, trained to tell the generated classes apart; old_model of the
-contract before)."""
+"""The tests' fixtures and pytest hooks, nothing else (bench/layout.py checks it): generated data sets, the
+shared TrashNet copy, a CLI runner, a local HTTP server, models (tiny_model of today's contract, trained to
+tell the generated classes apart; old_model of the contract before; glass_model, with a 玻璃 class), a
+scratch train.py run, and the one headless Chromium. Helpers live in tests/support/; pytest.ini puts the
+checkout and tests/ on the path."""
 
 import functools
 import http.server
+import io
 import os
-import subprocess
-import sys
 import threading
 
+import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from support.datagen import make_txt_dataset  # noqa: E402
-from support.trashnet import TRASHNET_ROOT as TRASHNET  # noqa: E402
+from support.browser import CAMERA_FRAMES, CAMERA_SIZE, CHROMIUM, chromium_flags, write_y4m
+from support.datagen import make_image, make_txt_dataset
+from support.glass import save_glass_model
+from support.scripts import SCRATCH_ARGS, TF_LOG_LEVEL, lean_blocker, run_as_user, run_cli
+from support.servers import QuietFileHandler
+from support.trashnet import TRASHNET
 
 #: Set (.ci/run sets it) to count a skipped test as failed: CI installs everything the tests need, so a
 #: skip there is a test that did not run.
 NO_SKIPS = "TESTS_NO_SKIPS"
+
+
+def pytest_configure(config):
+    """TensorFlow's start-up lines stay out of the output the tests read (set before any test module is
+    collected; xdist's workers run this hook too)."""
+    os.environ.setdefault(TF_LOG_LEVEL, "3")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -41,27 +48,15 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture
 def trashnet_dir():
-    path = os.path.join(TRASHNET, "train_data_v2")
+    path = TRASHNET
     if not os.path.isdir(path):
         pytest.skip("needs ../shared/data/trashnet_v2 (the shared TrashNet copy); absent in a user's clone")
     return path
 
 
-def run_cli(*args, env=None, timeout=600, cwd=ROOT):
-    """Run a project script with this interpreter; returns CompletedProcess (text)."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
 @pytest.fixture
 def cli():
     return run_cli
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -70,7 +65,7 @@ def http_dir(tmp_path):
     www = tmp_path / "www"
     www.mkdir()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(www)))
+                                             functools.partial(QuietFileHandler, directory=str(www)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/", www
@@ -104,50 +99,17 @@ def old_model(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def glass_model(tiny_model, tmp_path_factory):
+    """tiny_model (4 outputs, 32 px) with labels.json listing support.glass.GLASS_CLASSES."""
+    return save_glass_model(tiny_model, tmp_path_factory.mktemp("glass_model"))
+
+
+@pytest.fixture(scope="session")
 def photo_bytes():
     """A 640x480 JPEG of a generated 'item'."""
-    import io
-
-    import numpy as np
-
-    from support.datagen import make_image
-
     buf = io.BytesIO()
     make_image(2, np.random.default_rng(4), (640, 480)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-#: train.py flags that keep a test run small: 32 px, batch 8, 2 loader threads.
-FAST = ("--input_size", "32", "--batch_size", "8", "--workers", "2")
-#: The one uninterrupted from-scratch run several test files compare with (see scratch_run): global batch 16,
-#: which the mirrored test splits over 2 devices.
-SCRATCH_ARGS = ("--weights", "none", "--epochs", "2", "--val_split", "0.25", "--tensorboard", *FAST,
-                "--batch_size", "16")
-#: What requirements.txt leaves out (the export and dev extras): a lean install cannot import them.
-NOT_IN_REQUIREMENTS = ("pytest", "playwright", "tf2onnx", "onnxruntime", "ai_edge_litert", "jax")
-
-
-def lean_blocker(folder):
-    """A folder for PYTHONPATH that makes every package of NOT_IN_REQUIREMENTS unimportable."""
-    os.makedirs(folder, exist_ok=True)
-    for name in NOT_IN_REQUIREMENTS:
-        with open(os.path.join(folder, f"{name}.py"), "w") as f:
-            f.write(f'raise ImportError("{name} is not in requirements.txt")\n')
-    return str(folder)
-
-
-def user_env(**env):
-    """The environment a user's script runs in: without the tests' TF_CPP_MIN_LOG_LEVEL (set above), so
-    TensorFlow's start-up lines are hidden as they are for a user, plus `env`."""
-    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    full_env.update(env)
-    return full_env
-
-
-def run_as_user(*args, **env):
-    """A script run as a user would (user_env), output unbuffered."""
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=user_env(**env, PYTHONUNBUFFERED="1"),
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +123,27 @@ def scratch_run(tiny_data, tmp_path_factory):
     blocker = lean_blocker(tmp_path_factory.mktemp("lean_blocker"))
     return run_as_user("train.py", "--data_dir", tiny_data, *SCRATCH_ARGS, "--output_dir", out,
                        PYTHONPATH=blocker), out
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright, for one test module (each browser test file drives its own Chromium)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (installed by .ci/run)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, request, tmp_path_factory):
+    """Headless Chromium for one test module, its fake camera filming a generated photo of class 1 at the
+    module's CAMERA_SIZE for CAMERA_FRAMES frames (support/browser.py's when the module sets none)."""
+    video = str(tmp_path_factory.mktemp("camera") / "camera.y4m")
+    size = getattr(request.module, "CAMERA_SIZE", CAMERA_SIZE)
+    frames = getattr(request.module, "CAMERA_FRAMES", CAMERA_FRAMES)
+    write_y4m(video, make_image(1, np.random.default_rng(3), size), frames=frames)
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_flags(video))
+    yield b
+    b.close()

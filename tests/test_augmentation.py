@@ -15,7 +15,8 @@ from models.augmentation import (MEAN_RGB, PRESETS, Cutout, RandomAffine, affine
                                  resample, training_model)
 from models.classifier import build_classifier, set_trainable_from
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import ROOT
+
 
 
 def _noise(n=8, size=32, seed=0):

@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 
-from conftest import ROOT
 from support.datagen import make_image, make_txt_dataset
+from support.scripts import ROOT
 
 
 def _zip_of(data_dir, path):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from support.scripts import ROOT
 
 
 #: Relative difference allowed between the losses of the one-device and the two-device run: float noise only.

@@ -15,14 +15,13 @@ import time
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
-from conftest import ROOT, user_env
+from support.browser import ARTIFACTS, CHROMIUM, DESKTOP, box, watch_csp
 from support.datagen import make_image
+from support.scripts import ROOT, user_env
 from support.servers import free_port, start, stop
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+CAMERA_FRAMES = 10  # the length of the video the browser fixture's fake camera films (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -53,63 +52,13 @@ def image_bytes(label, size, seed=0, fmt="JPEG"):
     return buf.getvalue()
 
 
-def write_y4m(path, img, frames=10):
-    """A 4:2:0 y4m video (header C420jpeg) of one photo: Chromium's fake camera then films that photo."""
-    w, h = img.size
-    ycc = img.convert("YCbCr")
-    y, cb, cr = [np.asarray(c) for c in ycc.split()]
-    half = lambda c: np.asarray(Image.fromarray(c).resize((w // 2, h // 2), Image.Resampling.BILINEAR))
-    frame = b"FRAME\n" + y.tobytes() + half(cb).tobytes() + half(cr).tobytes()
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n".encode())
-        f.write(frame * frames)
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (installed by .ci/run)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("camera")
-    video = str(folder / "camera.y4m")
-    write_y4m(video, make_image(1, np.random.default_rng(3), (640, 480)))
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
-    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
-    yield b
-    b.close()
-
-
 def _labels(tiny_model):
     return json.load(open(os.path.join(os.path.dirname(tiny_model), "labels.json"), encoding="utf-8"))["labels"]
-
-
-def watch_csp(page):
-    """Console messages about Content Security Policy violations (Chromium reports them there)."""
-    violations = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.on("pageerror", lambda err: violations.append(str(err)))
-    return violations
 
 
 #: The bins' colours in static/style.css, as the browser computes them.
 BIN_COLOURS = {"可回收物": "rgb(21, 101, 192)", "有害垃圾": "rgb(198, 40, 40)", "厨余垃圾": "rgb(46, 125, 50)",
                "其他垃圾": "rgb(97, 97, 97)"}
-DESKTOP = {"width": 1280, "height": 800}
-
-
-def box(page, selector):
-    """The bounding box of `selector` in the viewport: {x, y, width, height, bottom, right}."""
-    return page.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect(); return {x: r.left, y: r.top, "
-                                           "width: r.width, height: r.height, bottom: r.bottom, right: r.right}; }")
 
 
 def check_bars(page, answer, lang):

@@ -38,7 +38,7 @@ def _known_crops(tiny_data):
 @pytest.fixture(scope="module")
 def exports(tiny_model, tmp_path_factory):
     """Each format exported once (each export is a process that loads TensorFlow): {fmt: (run, folder)}."""
-    from conftest import run_cli
+    from support.scripts import run_cli
 
     done = {}
 

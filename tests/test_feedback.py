@@ -14,9 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from test_server import _wait_ready
 from support.datagen import CLASS_NAMES, make_image, make_txt_dataset
 from support.datasets import class_counts
+from support.glass import GLASS_CLASSES, make_glass_data
+from support.servers import wait_ready
 from server import get_args_parser, main  # test_a_folder_with_another_rule_file_refuses_to_start: the CLI
 from tools.data import DataError
 from tools.data.merge import load_datasets
@@ -25,38 +26,10 @@ from tools.training.data import data_flow
 from tools.serving.app import create_app
 from tools.serving.feedback import CollectError, Collector
 
-#: The test model's classes: tiny_model's weights with a 玻璃 ("glass") class, as the page test picks it.
-GLASS_CLASSES = ["可回收物/易拉罐", "有害垃圾/干电池", "厨余垃圾/水果果皮", "可回收物/玻璃"]
-GLASS = 3
-
-
-@pytest.fixture(scope="session")
-def glass_model(tiny_model, tmp_path_factory):
-    """tiny_model (4 outputs, 32 px) with labels.json listing GLASS_CLASSES."""
-    folder = tmp_path_factory.mktemp("glass_model")
-    shutil.copy(tiny_model, folder / "best.h5")
-    with open(os.path.join(os.path.dirname(tiny_model), "labels.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    meta["labels"] = GLASS_CLASSES
-    with open(folder / "labels.json", "w", encoding="utf-8") as f:
-        json.dump(meta, f, ensure_ascii=False)
-    return str(folder / "best.h5")
-
-
-def make_glass_data(root, per_class=3):
-    """A generated garbage_classify_v2 folder whose rule file lists GLASS_CLASSES (the data dir path)."""
-    data = make_txt_dataset(str(root), per_class=per_class, num_classes=4)
-    with open(os.path.join(str(root), RULE_FILE_NAME), "w", encoding="utf-8") as f:
-        json.dump({str(i): n for i, n in enumerate(GLASS_CLASSES)}, f, ensure_ascii=False)
-    return data
-
-
-_ready = _wait_ready  # the model loads in the background: wait as the server tests do
-
 
 def _collecting_app(model, folder, **settings):
     app = create_app({"MODEL": model, "CROPS": 1, "TESTING": True, "COLLECT_DIR": str(folder), **settings})
-    holder = _ready(app)
+    holder = wait_ready(app)
     assert holder.ready.is_set(), holder.error
     return app
 
@@ -329,7 +302,7 @@ def test_without_collect_nothing_changes_and_nothing_is_written(glass_model, tmp
     model_dir = os.path.dirname(glass_model)
     model_files = sorted(os.listdir(model_dir))
     app = create_app({"MODEL": glass_model, "CROPS": 1, "TESTING": True})
-    assert _ready(app).ready.is_set()
+    assert wait_ready(app).ready.is_set()
     client = app.test_client()
     body = predict(client, photo(5))
     assert set(body) == {"label", "name", "category", "probability", "top_k", "bins", "unsure", "time_ms"}

@@ -15,14 +15,12 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import run_cli
+from support.browser import DESKTOP, LAYOUT_ITEMS, PHONE, box, on_screen, screenshots, watch_csp
+from support.browser import check_layout as phone_check_layout
 from support.datagen import make_image
+from support.glass import GLASS, GLASS_CLASSES, make_glass_data
+from support.scripts import run_cli
 from support.servers import free_port, start, stop
-from test_e2e import CHROMIUM, watch_csp, write_y4m
-from test_feedback import GLASS, GLASS_CLASSES, glass_model, make_glass_data  # noqa: F401 (a fixture)
-from test_e2e import DESKTOP, box
-from test_phone import LAYOUT_ITEMS, PHONE, on_screen, screenshots
-from test_phone import check_layout as phone_check_layout
 from tools.data.merge import load_datasets
 
 #: What a person looks at or taps while giving feedback (the card itself holds them all).
@@ -32,7 +30,7 @@ FEEDBACK_ITEMS = LAYOUT_ITEMS.replace("#result > *", "#privacy, #result .item, #
 
 
 @pytest.fixture(scope="module")
-def server(glass_model, tmp_path_factory):  # noqa: F811
+def server(glass_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("page") / "collected"
     port = free_port()
     proc = start([sys.executable, "server.py", "--model", glass_model, "--host", "127.0.0.1", "--port", str(port),
@@ -43,25 +41,8 @@ def server(glass_model, tmp_path_factory):  # noqa: F811
     stop(proc)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (installed by .ci/run)")
-    from playwright.sync_api import sync_playwright
-
-    video = str(tmp_path_factory.mktemp("camera") / "camera.y4m")
-    write_y4m(video, make_image(1, np.random.default_rng(3), (640, 480)), frames=2)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
-        yield b
-        b.close()
-
-
 def check_layout(page, what):
-    """No two visible FEEDBACK_ITEMS overlap and all fit the screen (test_phone's check)."""
+    """No two visible FEEDBACK_ITEMS overlap and all fit the screen (support.browser's check)."""
     return phone_check_layout(page, what, FEEDBACK_ITEMS)
 
 

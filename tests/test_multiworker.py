@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, SCRATCH_ARGS
 from support.cluster import Workers, free_ports
+from support.scripts import ROOT, SCRATCH_ARGS
 
 
 def _rows(path):

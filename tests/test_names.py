@@ -6,12 +6,13 @@ import os
 
 import pytest
 
-from conftest import ROOT, TRASHNET
+from support.scripts import ROOT
+from support.trashnet import TRASHNET_ROOT
 from tools.contract import bin_of, item_of
 from tools.names import NamesFileError, bin_name, default_lang, english_names, item_name, names_in
 
 RULE_FILES = {"huawei": os.path.join(ROOT, "garbage_classify_v2", "garbage_classify_rule.json"),
-              "trashnet": os.path.join(TRASHNET, "garbage_classify_rule.json")}
+              "trashnet": os.path.join(TRASHNET_ROOT, "garbage_classify_rule.json")}
 
 
 @pytest.mark.parametrize("which", sorted(RULE_FILES))

@@ -3,7 +3,7 @@
 import os
 import re
 
-from conftest import NOT_IN_REQUIREMENTS, ROOT, lean_blocker, run_as_user
+from support.scripts import NOT_IN_REQUIREMENTS, ROOT, lean_blocker, run_as_user
 
 
 def _specs(lines):

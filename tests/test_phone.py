@@ -9,7 +9,6 @@
 
 import http.server
 import io
-import os
 import sys
 import threading
 
@@ -18,14 +17,10 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
+from support.browser import LAN_HOST, PHONE, check_layout, on_screen, screenshots, watch_csp
 from support.datagen import make_image
 from support.servers import free_port, start, stop
-from test_e2e import ARTIFACTS, CHROMIUM, watch_csp, write_y4m
 
-PHONE = dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2)
-#: Chromium resolves this name to 127.0.0.1, but unlike 127.0.0.1 or localhost it is not a secure
-#: context: what a phone sees at http://<laptop>:10086/.
-LAN_HOST = "phone.test"
 CAMERA_SIZE = (1920, 1080)  # the fake camera films at this size: a snapshot must come out <= 1280 px
 
 
@@ -105,24 +100,6 @@ def wire(server):
     w.close()
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (installed by .ci/run)")
-    from playwright.sync_api import sync_playwright
-
-    video = str(tmp_path_factory.mktemp("camera") / "camera.y4m")
-    write_y4m(video, make_image(1, np.random.default_rng(3), CAMERA_SIZE), frames=2)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
-             f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1"]
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
-        yield b
-        b.close()
-
-
 def phone_photo(label, size, seed=0, sigma=6):
     """A generated 'item' filling the frame (large, uniform-ish stripes) at a phone camera's size,
     with a fine sensor-like grain: a real-looking JPEG of several MB at quality 95."""
@@ -139,67 +116,8 @@ def jpeg(img, **kw):
     return buf.getvalue()
 
 
-#: What a person looks at or taps: none of these may overlap another.
-LAYOUT_ITEMS = ("header h1, nav a, #lang, .buttons button, .filebutton, .drop-hint, video, #chosen, #camera-status, "
-                "#camera-problem, #fallback a, #result > *, #judged")
-
-
-def check_layout(page, what, selector=LAYOUT_ITEMS):
-    """Bounding boxes of the visible elements `selector` finds: no two overlap (touching edges is
-    fine), all within the screen's width, and the page does not scroll sideways. Items inside a
-    scrolling list (.picker-list) count only where they show. Returns the boxes."""
-    boxes = page.evaluate("""(selector) => {
-        const out = [];
-        document.querySelectorAll(selector).forEach((e) => {
-            let r = e.getBoundingClientRect();
-            if (r.width < 1 || r.height < 1 || getComputedStyle(e).visibility === "hidden") return;
-            let top = r.top, bottom = r.bottom;
-            const list = e.closest(".picker-list");
-            if (list) {
-                const c = list.getBoundingClientRect();
-                top = Math.max(top, c.top); bottom = Math.min(bottom, c.bottom);
-                if (bottom - top < 1) return;
-            }
-            const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")
-                + (e.dataset.label ? "[" + e.dataset.label + "]" : "");
-            out.push({name, x: r.left + scrollX, y: top + scrollY, w: r.width, h: bottom - top});
-        });
-        return out;
-    }""", selector)
-    width = page.viewport_size["width"]
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{what}: the page scrolls sideways"
-    for b in boxes:
-        assert b["x"] >= -0.5 and b["x"] + b["w"] <= width + 0.5, f"{what}: {b} is wider than the screen"
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
-            dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
-            assert dx <= 0.5 or dy <= 0.5, f"{what}: {a} overlaps {b}"
-    return boxes
-
-
-def screenshots(page, name):
-    """Screen-sized screenshots from the top to the bottom of the page, name_1.png, name_2.png, ...
-    (not full_page: for it Chromium resizes the screen and drops the touch emulation meanwhile, so
-    the picture would show the desktop layout: no "Take a photo", the drop hint)."""
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    height = page.viewport_size["height"]
-    total = page.evaluate("document.documentElement.scrollHeight")
-    for i, y in enumerate(range(0, max(total - height, 0) + height, height), 1):
-        page.evaluate(f"window.scrollTo(0, {min(y, max(total - height, 0))})")
-        page.screenshot(path=os.path.join(ARTIFACTS, f"{name}_{i}.png"))
-    page.evaluate("window.scrollTo(0, 0)")
-
-
 def names(boxes):
     return {b["name"].split(".")[0] for b in boxes}
-
-
-def on_screen(page, selector):
-    """True when every element `selector` finds lies within the screen (the viewport) as it is now."""
-    return page.eval_on_selector_all(selector, """(es) => es.length > 0 && es.every((e) => {
-        const r = e.getBoundingClientRect();
-        return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; })""")
 
 
 def test_upload_page_posts_a_shrunk_phone_photo_with_the_same_answer(server, wire, browser, tmp_path):

@@ -7,8 +7,8 @@ import pathlib
 
 import numpy as np
 
-from conftest import lean_blocker
 from support.datagen import make_image
+from support.scripts import lean_blocker
 from support.servers import free_port
 
 
@@ -132,7 +132,7 @@ def test_interactive_prompt_until_eof_takes_quoted_paths(tiny_model, tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from support.scripts import ROOT
 
     photo = _photos(str(tmp_path))[0]
     # as typed, as Windows' "Copy as path" pastes it, and in single quotes; a Chinese locale

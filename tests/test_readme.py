@@ -15,7 +15,8 @@ import unicodedata
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import ROOT
+
 EN, ZH = "README.md", "README.zh-CN.md"
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
 #: A Markdown link or image: [text](target) or ![alt](target), the target without spaces.

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import FAST, ROOT, SCRATCH_ARGS
+from support.scripts import FAST, ROOT, SCRATCH_ARGS
 
 
 

@@ -19,23 +19,16 @@ import pytest
 from PIL import Image
 
 from support.datagen import make_image
+from support.servers import wait_ready
 from tools.images import _register_heif
 from tools.serving.app import create_app
 from tools.serving.http import SECURITY_HEADERS, SERVER_NAME, Limits, listen, make_dev_server
 
 
-def _wait_ready(app, timeout=120):
-    holder = app.extensions["garbage_model"]
-    deadline = time.time() + timeout
-    while not holder.ready.is_set() and holder.error is None and time.time() < deadline:
-        time.sleep(0.05)
-    return holder
-
-
 @pytest.fixture(scope="module")
 def app(tiny_model, tmp_path_factory):
     app = create_app({"MODEL": tiny_model, "CROPS": 1, "TESTING": True, "MAX_CONTENT_LENGTH": 2 * 1024 * 1024})
-    assert _wait_ready(app).ready.is_set()
+    assert wait_ready(app).ready.is_set()
     return app
 
 
@@ -85,7 +78,7 @@ def test_healthz_reports_the_model_by_name_and_hash_not_its_path(client, tiny_mo
 
 def test_healthz_is_503_until_a_model_is_loaded(tmp_path):
     app = create_app({"MODEL": str(tmp_path / "missing.h5")})
-    _wait_ready(app)
+    wait_ready(app)
     r = app.test_client().get("/healthz")
     assert r.status_code == 503 and "no model" in r.json["error"]
     assert r.json["model"] == "missing.h5" and str(tmp_path) not in r.get_data(as_text=True)
@@ -130,7 +123,7 @@ def test_predict_accepts_every_kind_of_photo(client, make, name, label):
 
 def test_pixel_budget_is_a_setting(tiny_model):
     app = create_app({"MODEL": tiny_model, "CROPS": 1, "TESTING": True, "MAX_PIXELS": 10_000})
-    assert _wait_ready(app).ready.is_set()
+    assert wait_ready(app).ready.is_set()
     r = _post(app.test_client(), _img(fmt="PNG", size=(120, 90)), "a.png")
     assert r.status_code == 413 and r.json["error"] == "image too large: 120x90 is 0.0 megapixels, the limit is 0.01"
     assert _post(app.test_client(), _img(fmt="PNG", size=(100, 90)), "a.png").status_code == 200
@@ -208,7 +201,7 @@ def test_unknown_routes_answer_json(client):
 def test_save_uploads_uses_generated_names_and_a_sidecar(tiny_model, tmp_path):
     keep = tmp_path / "kept"
     app = create_app({"MODEL": tiny_model, "CROPS": 1, "SAVE_UPLOADS": str(keep)})
-    _wait_ready(app)
+    wait_ready(app)
     r = _post(app.test_client(), _img(), "../../evil name.jpg")
     assert r.status_code == 200 and r.json["label"] == 1
     files = sorted(os.listdir(keep))
@@ -231,7 +224,7 @@ def test_large_uploads_are_not_written_to_disk(tiny_model, monkeypatch):
 
     monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", Recorder)
     app = create_app({"MODEL": tiny_model, "CROPS": 1})
-    _wait_ready(app)
+    wait_ready(app)
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1000, 1000, 3), dtype=np.uint8))
     data = _img_bytes(noisy)
     assert len(data) > 1024 * 1024

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import FAST, ROOT
 from support.datagen import make_folder_dataset, make_txt_dataset
+from support.scripts import FAST, ROOT
 
 OUTPUTS = ("best.h5", "labels.json", "history.csv", "history.png", "report.json", "report.txt",
            "confusion_matrix.png", "reliability.png", "top_losses.png")
@@ -51,7 +51,7 @@ def test_training_writes_every_output(scratch_run):
 
 
 def test_a_rerun_of_a_finished_run_says_so_and_trains_nothing(scratch_run, tiny_data, cli):
-    from conftest import SCRATCH_ARGS
+    from support.scripts import SCRATCH_ARGS
 
     _, out = scratch_run
     before = os.path.getmtime(os.path.join(out, "best.h5"))

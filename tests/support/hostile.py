@@ -15,8 +15,9 @@ import zlib
 
 from PIL import Image
 
+from support import ROOT
+
 #: The checkout: the decoder measured by decoder_peaks is its tools/images.py.
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # PNG colour types and bytes per pixel at 8 bits: grey, RGB, palette, RGBA.
 _GREY, _RGB, _PALETTE, _RGBA = 0, 2, 3, 6
@@ -149,7 +150,7 @@ def decoder_peaks(named, input_size, folder, python=sys.executable, root=None):
         with open(os.path.join(folder, f"{i:03d}"), "wb") as f:
             f.write(data)
     out = subprocess.run([python, "-c", _PEAKS, str(input_size), *(os.path.join(folder, p) for p in paths)],
-                         cwd=root or _ROOT, capture_output=True, text=True, check=True)
+                         cwd=root or ROOT, capture_output=True, text=True, check=True)
     return {paths[file]: (peak, outcome) for file, peak, outcome in map(json.loads, out.stdout.splitlines())}
 
 

@@ -1,5 +1,7 @@
-"""Starting and stopping real server processes (tests and bench/serve.py)."""
+"""Real servers for the tests (and bench/): server processes started and stopped, an in-process app's
+model waited for, a folder served over HTTP on 127.0.0.1."""
 
+import http.server
 import os
 import signal
 import socket
@@ -9,8 +11,9 @@ import time
 
 import requests
 
+from support import ROOT
+
 #: The checkout (this file is tests/support/servers.py): servers start there, as `python server.py` would.
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def free_port():
@@ -60,3 +63,19 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     raise KeyError(key)
+
+
+def wait_ready(app, timeout=120):
+    """Wait until a create_app app's model has loaded (it loads in the background) or failed; its holder."""
+    holder = app.extensions["garbage_model"]
+    deadline = time.time() + timeout
+    while not holder.ready.is_set() and holder.error is None and time.time() < deadline:
+        time.sleep(0.05)
+    return holder
+
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder's files without a log line per request (the http_dir fixture)."""
+
+    def log_message(self, *args):
+        pass

@@ -4,6 +4,7 @@ trashnet_dir), the benchmarks and docs/images/make_screenshot.py (their --data_d
 
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import ROOT
+
 TRASHNET_ROOT = os.path.join(ROOT, "..", "shared", "data", "trashnet_v2")  # holds the rule file
 TRASHNET = os.path.join(TRASHNET_ROOT, "train_data_v2")  # the photos and their label files
