@@ -8,12 +8,16 @@ docstrings count, they are part of reading the code) and checks:
 - the biggest folder (its own files, not its sub-folders) or module holds at most 25% of them;
 - each entry script (train.py, predict.py, server.py, sample.py) has at most 220 code lines;
 - no module in models/, tools/ or bench/ imports an entry script;
-- at most 8 imports of the project's own modules inside functions (the rest sit at the top).
+- at most 8 imports of the project's own modules inside functions (the rest sit at the top);
+- the older input contract (best.h5 files that take float32 input the caller preprocessed) is named
+  only where it is defined (tools/contract.py, models/preprocess.py) and in tools/model_loading.py,
+  which adapts such models to take pixels when they are loaded: no other module branches on it.
 """
 
 import argparse
 import ast
 import os
+import re
 import sys
 from collections import Counter
 
@@ -21,6 +25,9 @@ ENTRY_SCRIPTS = ("train.py", "predict.py", "server.py", "sample.py")
 OWN_PACKAGES = ("models", "tools", "bench", "train", "predict", "server", "sample")
 SKIP_DIRS = {"tests", ".git", ".venv", "node_modules", "__pycache__", "output", ".gpu", "garbage_classify_v2"}
 MAX_SHARE, MAX_ENTRY_LINES, MAX_INNER_IMPORTS = 0.25, 220, 8
+#: The names of the older input contract, and the files that may use them (this one names them here).
+OLDER_CONTRACT = re.compile(r"\b(CAFFE|caffe_float32|input_contract)\b")
+OLDER_CONTRACT_FILES = ("tools/contract.py", "models/preprocess.py", "tools/model_loading.py", "bench/layout.py")
 
 
 def source_files(root):
@@ -62,6 +69,16 @@ def imports(path):
         if names:
             (nested if node in inner else top).append((node.lineno, names[0]))
     return top, nested
+
+
+def naming_the_older_contract(root, files):
+    """(file, line number) of each mention of OLDER_CONTRACT in a Python file outside OLDER_CONTRACT_FILES."""
+    found = []
+    for f in files:
+        if f.endswith(".py") and f.replace(os.sep, "/") not in OLDER_CONTRACT_FILES:
+            with open(os.path.join(root, f), encoding="utf-8") as fh:
+                found += [(f, i) for i, line in enumerate(fh, 1) if OLDER_CONTRACT.search(line)]
+    return found
 
 
 def main(args):
@@ -109,6 +126,9 @@ def main(args):
     rule(not upward, "no module in models/, tools/, bench/ imports an entry script"
          + "".join(f"\n          {f}:{line} imports {m}" for f, line, m in upward))
     rule(len(inner) <= MAX_INNER_IMPORTS, f"{len(inner)} function-level imports of own modules (<= {MAX_INNER_IMPORTS})")
+    older = naming_the_older_contract(root, files)
+    rule(not older, "the older input contract is named only in " + ", ".join(OLDER_CONTRACT_FILES[:3])
+         + "".join(f"\n          {f}:{line}" for f, line in older))
     return 0 if ok else 1
 
 
