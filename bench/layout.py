@@ -17,11 +17,15 @@ and in tests/ (issue 20: one place for each rule):
   imports, UPPER_CASE literal constants, fixtures and pytest_* hooks (so nothing runs at import: no
   sys.path or os.environ change, no helper);
 - each fixture of tests/conftest.py (the one `browser` among them) is defined nowhere else in tests/.
+- the older input contract (best.h5 files that take float32 input the caller preprocessed) is named
+  only where it is defined (tools/contract.py, models/preprocess.py) and in tools/model_loading.py,
+  which adapts such models to take pixels when they are loaded: no other module branches on it.
 """
 
 import argparse
 import ast
 import os
+import re
 import sys
 from collections import Counter
 
@@ -34,6 +38,9 @@ TRASHNET_FOLDER = "trashnet_v2"
 TESTS, CONFTEST = "tests", os.path.join("tests", "conftest.py")
 #: Fixtures that must be defined in conftest.py (and so, by the last rule, only there).
 SHARED_FIXTURES = ("browser",)
+#: The names of the older input contract, and the files that may use them (this one names them here).
+OLDER_CONTRACT = re.compile(r"\b(CAFFE|caffe_float32|input_contract)\b")
+OLDER_CONTRACT_FILES = ("tools/contract.py", "models/preprocess.py", "tools/model_loading.py", "bench/layout.py")
 
 
 def source_files(root, skip=SKIP_DIRS):
@@ -189,6 +196,14 @@ def check_tests(root, rule):
     rule(not again and not missing, f"each fixture of tests/conftest.py is defined once, there ({', '.join(SHARED_FIXTURES)} "
          "among them)" + "".join(f"\n          {f}:{line} defines {name} again" for f, line, name in again)
          + "".join(f"\n          {name} is not a fixture of {CONFTEST}" for name in missing))
+def naming_the_older_contract(root, files):
+    """(file, line number) of each mention of OLDER_CONTRACT in a Python file outside OLDER_CONTRACT_FILES."""
+    found = []
+    for f in files:
+        if f.endswith(".py") and f.replace(os.sep, "/") not in OLDER_CONTRACT_FILES:
+            with open(os.path.join(root, f), encoding="utf-8") as fh:
+                found += [(f, i) for i, line in enumerate(fh, 1) if OLDER_CONTRACT.search(line)]
+    return found
 
 
 def main(args):
@@ -246,6 +261,9 @@ def main(args):
     rule(len(trashnet) == 1, f"the TrashNet path is spelled out in one place, tests included: {TRASHNET_FOLDER!r} at "
          + (", ".join(f"{f}:{line}" for f, line in trashnet) or "none"))
     check_tests(root, rule)
+    older = naming_the_older_contract(root, files)
+    rule(not older, "the older input contract is named only in " + ", ".join(OLDER_CONTRACT_FILES[:3])
+         + "".join(f"\n          {f}:{line}" for f, line in older))
     return 0 if ok else 1
 
 

@@ -1,9 +1,10 @@
 """The garbage classifier: RGB pixels in, class probabilities out; the hand-written ResNet50 in between.
 
 The model takes uint8 RGB photos (N, S, S, 3), values 0-255: casting and ImageNet's "caffe"
-preprocessing are its first layers (`preprocess_cast`, `preprocess_bgr`, `preprocess_mean`), so batches travel to
-the accelerator as bytes (a quarter of float32) and every runtime (Keras, SavedModel, TFLite, ONNX)
-gets the same contract: pixels. Both are built-in layers with fixed weights, never trained.
+preprocessing are its first layers (`preprocess_cast`, `preprocess_bgr`, `preprocess_mean`, built by
+`models.preprocess.pixel_preprocessing`), so batches travel to the accelerator as bytes (a quarter of
+float32) and every runtime (Keras, SavedModel, TFLite, ONNX) gets the same contract: pixels. They are
+built-in layers with fixed weights, never trained.
 
 Top (as in the 2022 project): global average pool -> Dropout 0.5 -> Dense 1024 ReLU (L2 1e-3) -> BN
 -> Dense 512 ReLU (L2 1e-3) -> BN -> Dropout 0.5 -> Dense N softmax. Built flat (backbone layers
@@ -12,29 +13,10 @@ live in the same model) so stages can be frozen and unfrozen by name and best.h5
 """
 
 import keras
-import numpy as np
 from keras import layers, regularizers
 
-from models.preprocess import BGR_MEAN
+from models.preprocess import PREPROCESS_PREFIX, pixel_preprocessing
 from models.resnet50 import ResNet50
-
-#: Layer-name prefix of the fixed input layers (cast + mean, RGB -> BGR): never trainable.
-PREPROCESS_PREFIX = "preprocess_"
-
-
-def pixel_preprocessing(pixels):
-    """uint8 RGB tensor -> float32 BGR minus the ImageNet means, with built-in layers only.
-
-    Same values as `models.preprocess.preprocess_input` to the last bit, on any hardware: the cast is
-    exact, the RGB -> BGR swap (a 1x1 convolution with a permutation kernel) works on whole numbers
-    0..255, which even TF32 or bfloat16 matrix units hold exactly, and the means are subtracted last,
-    elementwise in float32. float32 under a mixed-precision policy too (conv1 casts after it).
-    """
-    x = layers.Rescaling(1.0, dtype="float32", name=PREPROCESS_PREFIX + "cast")(pixels)
-    to_bgr = np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)  # output channel j = input channel 2 - j
-    x = layers.Conv2D(3, 1, use_bias=False, trainable=False, dtype="float32",
-                      kernel_initializer=keras.initializers.Constant(to_bgr), name=PREPROCESS_PREFIX + "bgr")(x)
-    return layers.Rescaling(1.0, offset=(-BGR_MEAN).tolist(), dtype="float32", name=PREPROCESS_PREFIX + "mean")(x)
 
 
 def custom_top(features, num_classes, dropout=0.5, l2=1e-3):

@@ -283,15 +283,21 @@ def test_validation_is_centre_crop_unshuffled_and_stable(tiny_data):
     np.testing.assert_array_equal(cached[1][0], first)
 
 
-def test_preprocess_gives_the_old_contract_floats(tiny_data):
+def test_an_old_contract_model_takes_the_loaders_uint8_batches_as_it_took_preprocessed_floats(tiny_data, old_model):
+    """The loader yields uint8 crops for every model: a best.h5 of the old contract, as tools.model_loading
+    opens it, answers on them exactly what the file's own model answers on the crops preprocessed on the host
+    (what the loader's former `preprocess=True` fed it)."""
+    from models.saving import load_model
+    from tools.model_loading import open_model
+
     ds = load_dataset(tiny_data)
-    kw = dict(batch_size=6, input_size=32, training=True, seed=3)
-    raw = GarbageClassifySequence(ds.paths, ds.labels, 4, **kw)
-    old = GarbageClassifySequence(ds.paths, ds.labels, 4, preprocess=True, **kw)
-    (xr, yr), (xo, yo) = raw[1], old[1]
-    assert xo.dtype == np.float32 and xo.shape == xr.shape
-    np.testing.assert_array_equal(xo, preprocess_input(xr))
-    np.testing.assert_array_equal(yo, yr)
+    x, y, _ = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=12, input_size=32)[1]
+    assert x.dtype == np.uint8
+    adapted, stored = open_model(old_model).model, load_model(old_model)
+    assert adapted.inputs[0].dtype == "uint8" and stored.inputs[0].dtype == "float32"
+    np.testing.assert_array_equal(np.asarray(adapted.predict_on_batch(x)),
+                                  np.asarray(stored.predict_on_batch(preprocess_input(x))))
+    assert (np.asarray(adapted.predict_on_batch(x)).argmax(1) == y.argmax(1)).all()  # its classes, not noise
 
 
 @pytest.mark.parametrize("use_cache", [False, True], ids=["no cache", "cache"])

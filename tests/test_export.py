@@ -1,5 +1,5 @@
 """tools.export: SavedModel, TFLite (float and int8) and ONNX, each checked against the Keras model; uint8
-pixel input for today's models, float32 preprocessed input for best.h5 files of the old contract."""
+pixel input, for today's models and for best.h5 files of the old contract (adapted when loaded)."""
 
 import json
 import os
@@ -89,7 +89,8 @@ def test_a_tflite_model_applies_the_temperature_of_its_labels_json(exports, phot
 
 def test_an_old_contract_model_still_exports(cli, old_model, parity_classes, tmp_path):
     from models.preprocess import CONTRACT
-    from tools.inference import TFLiteModel
+    from tools.inference import Classifier
+    from tools.model_loading import TFLiteModel
 
     out = tmp_path / "export"
     r = cli("-m", "tools.export", "--model", old_model, "--format", "tflite", "--out", out)
@@ -98,13 +99,15 @@ def test_an_old_contract_model_still_exports(cli, old_model, parity_classes, tmp
     assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) == 100.0, r.stdout
     assert len(set(parity_classes.tolist())) >= 3  # the same weights: the same differing classes
     contract = json.load(open(out / "preprocessing.json", encoding="utf-8"))
-    assert contract["input"]["dtype"] == "float32" and contract["input"]["contract"] == "caffe_float32"
-    assert contract["input"]["preprocessing"] == CONTRACT  # the caller's job, as exports always said
-    assert TFLiteModel(str(out / "model.tflite")).input_dtype == "float32"
+    assert contract["input"]["dtype"] == "uint8" and contract["input"]["contract"] == "rgb_uint8"
+    assert contract["input"]["preprocessing"] == {**CONTRACT, "where": "inside the model: feed the RGB pixels as they are"}
+    assert TFLiteModel(str(out / "model.tflite")).input_dtype == "uint8"  # the pixel layers were put in front
+    assert json.load(open(out / "labels.json", encoding="utf-8"))["input"] == "rgb_uint8"  # so says its labels.json
+    assert Classifier(str(out / "model.tflite")).input == "rgb_uint8"  # and the two files load together
 
 
 def test_int8_tflite_is_smaller_and_reports_agreement(cli, tiny_model, tiny_data, tmp_path):
-    from tools.inference import TFLiteModel
+    from tools.model_loading import TFLiteModel
 
     out = tmp_path / "export"
     r = cli("-m", "tools.export", "--model", tiny_model, "--format", "tflite", "--int8", "--data_dir", tiny_data,

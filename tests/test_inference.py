@@ -148,6 +148,34 @@ def test_predict_cli_runs_an_old_contract_model(cli, tiny_model, old_model, phot
     assert abs(got[0]["probability"] - want["probability"]) < 1e-4
 
 
+def test_an_old_float32_tflite_export_still_predicts_preprocessed_on_the_host(tmp_path):
+    """A .tflite file exported before exports took pixels (float32 input the caller preprocessed, beside a
+    labels.json without "input") keeps predicting: the Classifier feeds it its uint8 crops preprocessed on
+    the host (tools.model_loading), as before. A small float-input model stands for the old classifier:
+    its answers change with any other preprocessing (raw pixels, RGB order), as checked here first."""
+    import keras
+
+    from models.preprocess import preprocess_input
+    from support.old_contract import write_old_labels
+    from tools.export import export_tflite
+    from tools.model_loading import TFLiteModel
+
+    keras.utils.set_random_seed(0)
+    floats = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(floats)
+    old = keras.Model(floats, keras.layers.Dense(4, activation="softmax")(pooled * 0.05))
+    lite_path = export_tflite(old, str(tmp_path))
+    write_old_labels(str(tmp_path), ["a/b", "c/d", "e/f", "g/h"], 32)
+    assert TFLiteModel(lite_path).input_dtype == np.float32
+    clf = Classifier(lite_path, crops=5)
+    assert clf.input == "caffe_float32" and clf.model.input_dtype == np.uint8
+    crops = clf.prepare(_png(1, (90, 70)))
+    want = np.asarray(old.predict_on_batch(preprocess_input(crops)))
+    for wrong in (crops.astype(np.float32), preprocess_input(crops[..., ::-1])):
+        assert np.abs(np.asarray(old.predict_on_batch(wrong)) - want).max() > 1e-3
+    np.testing.assert_allclose(clf.forward(crops), want, atol=1e-5)
+
+
 def test_labels_json_states_the_input_contract(tmp_path):
     from tools.contract import CAFFE, PIXELS, input_contract, write_labels
 

@@ -10,7 +10,9 @@ Input contracts (labels.json "input"), one per generation of best.h5:
   the model does the "caffe" preprocessing ("preprocessing" in labels.json) in its first layers.
 - CAFFE ("caffe_float32"), every labels.json written before (they have no "input" key): float32
   crops already preprocessed by the caller (`models.preprocess.preprocess_input`: RGB -> BGR, minus
-  the ImageNet means). Such models keep loading and predicting: `model_input` feeds each its own.
+  the ImageNet means). Such models keep loading and predicting: tools/model_loading.py, the one
+  module that tells the two apart, puts the pixel preprocessing in front of them when they are
+  loaded, so every consumer holds a model of pixels.
 
 Calibration (labels.json "temperature", "threshold", "target_accuracy"), added by train.py once the
 model is scored on its validation photos (tools/calibration.py): the temperature every consumer
@@ -21,9 +23,7 @@ labels.json files without them mean T 1 and the default threshold: older models 
 import json
 import os
 
-import numpy as np
-
-from models.preprocess import CONTRACT, preprocess_input
+from models.preprocess import CONTRACT
 from tools.errors import GarbageError
 from tools.files import write_json_atomic
 
@@ -90,6 +90,12 @@ def write_labels(output_dir, class_names, input_size):
                                     "preprocessing": CONTRACT})
 
 
+def write_exported_labels(output_dir, meta):
+    """labels.json beside an exported model: `meta` (the model's labels.json dict) with input PIXELS,
+    which every export takes (a model of the older contract is exported with the pixel layers in front)."""
+    _write_labels_file(output_dir, {**meta, "input": PIXELS})
+
+
 def write_calibration(output_dir, temperature, threshold, target_accuracy):
     """Add the calibration train.py fitted (see the module docstring) to the labels.json in `output_dir`."""
     with open(os.path.join(output_dir, LABELS_FILE), encoding="utf-8") as f:
@@ -121,16 +127,6 @@ def input_contract(meta, source=LABELS_FILE):
         raise ModelFilesError(f"{source} says input={value!r}, which this version does not know (expected "
                               f"{PIXELS!r} or {CAFFE!r}; a newer train.py wrote it?)")
     return value
-
-
-def model_input(pixels, contract):
-    """What a model of `contract` takes for the uint8 RGB crops `pixels` (..., S, S, 3): the pixels
-    themselves (PIXELS), or float32 caffe-preprocessed crops (CAFFE)."""
-    if contract == PIXELS:
-        return np.asarray(pixels, dtype=np.uint8)
-    if contract == CAFFE:
-        return preprocess_input(pixels)
-    raise ValueError(f"`contract` must be {PIXELS!r} or {CAFFE!r}. Received: contract={contract!r}")
 
 
 def load_labels(model_path):

@@ -4,15 +4,14 @@
     python -m tools.export --model output/best.h5 --format tflite --out export/ --int8 --data_dir DIR
     python -m tools.export --model output/best.h5 --format onnx --out export/ --samples photos/
 
-The exported model takes what the Keras model takes: for a model from train.py (labels.json
-"input": "rgb_uint8"), uint8 RGB pixels N x S x S x 3, 0-255, resized and centre-cropped, and does
-the ImageNet "caffe" preprocessing (RGB -> BGR, minus the means) inside; an older best.h5
-("caffe_float32", labels.json without "input") still exports as it always did: float32 input
-already preprocessed by the caller. It returns class probabilities; `preprocessing.json` beside it
-states the contract (dtype, where preprocessing happens) together with the class list. After
-exporting, the tool runs the exported model and the Keras model on the same sample photos, each fed
-its contract's input, and reports the largest absolute difference and the top-1 agreement; a
-float32 export that disagrees on any photo fails (exit 1). An --int8 TFLite model keeps the uint8
+The exported model takes uint8 RGB pixels N x S x S x 3, 0-255, resized and centre-cropped, and does
+the ImageNet "caffe" preprocessing (RGB -> BGR, minus the means) inside: the model as
+tools.model_loading opens it (an older best.h5, whose labels.json has no "input", with the pixel
+layers put in front). It returns class probabilities; `preprocessing.json` beside it states the
+contract (dtype, where preprocessing happens) together with the class list. After exporting, the
+tool runs the exported model and the Keras model on the same sample photos and reports the largest
+absolute difference and the top-1 agreement; a float32 export that disagrees on any photo fails
+(exit 1). An --int8 TFLite model keeps the uint8
 pixel input (quantised inside) and is calibrated on uint8 crops of --data_dir.
 TensorFlow is imported here, and only here: exporting is what it is for.
 
@@ -30,13 +29,12 @@ import tempfile
 import numpy as np
 
 from models.preprocess import CONTRACT
-from models.saving import load_model
-from tools.contract import (CAFFE, DEFAULT_MODEL, INPUT_DTYPES, LABELS_FILE, PIXELS, calibration_of,
-                            input_contract, labels_path, load_labels, model_input, resize_size)
+from tools.contract import (DEFAULT_MODEL, INPUT_DTYPES, PIXELS, calibration_of, load_labels, resize_size,
+                            write_exported_labels)
 from tools.data.layout import load_dataset
 from tools.errors import GarbageError, UsageError, guarded
 from tools.images import is_image_file, load_image_file
-from tools.inference import TFLiteModel, check_input_dtype
+from tools.model_loading import TFLiteModel, open_model
 from tools.quiet import import_keras_quietly
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -46,9 +44,8 @@ class ExportError(GarbageError):
     """Export or parity failure (the message says which)."""
 
 
-def sample_inputs(model_input_size, samples=None, count=16, seed=0, contract=PIXELS):
-    """Model input for the photos in `samples` (a folder), or for generated photos: uint8 crops for a
-    PIXELS model, float32 preprocessed crops for a CAFFE one (tools.contract.model_input)."""
+def sample_inputs(model_input_size, samples=None, count=16, seed=0):
+    """Model input for the photos in `samples` (a folder), or for generated photos: uint8 crops."""
     images = []
     if samples:
         paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(samples) for f in fs if is_image_file(f))[:count]
@@ -62,18 +59,17 @@ def sample_inputs(model_input_size, samples=None, count=16, seed=0, contract=PIX
             big = np.kron(base, np.ones((model_input_size // 4 + 1, model_input_size // 4 + 1, 1)))
             noise = rng.normal(0, 20, big.shape)
             images.append(np.clip(big + noise, 0, 255)[:model_input_size, :model_input_size].astype(np.uint8))
-    return model_input(np.stack(images), contract)
+    return np.stack(images)
 
 
-def representative_data(data_dir, input_size, count=64, seed=0, contract=PIXELS):
-    """Calibration batches for int8 quantisation, taken from the training folder, in the model's
-    input contract (uint8 crops for PIXELS models)."""
+def representative_data(data_dir, input_size, count=64, seed=0):
+    """Calibration batches for int8 quantisation, taken from the training folder: uint8 crops."""
     ds = load_dataset(data_dir)
     chosen = np.random.default_rng(seed).choice(len(ds.paths), size=min(count, len(ds.paths)), replace=False)
 
     def gen():
         for i in chosen:
-            yield [model_input(load_image_file(ds.paths[i], input_size)[None], contract)]
+            yield [load_image_file(ds.paths[i], input_size)[None]]
     return gen
 
 
@@ -85,7 +81,7 @@ def export_savedmodel(model, out):
     return path
 
 
-def export_tflite(model, out, int8=False, data_dir=None, contract=PIXELS):
+def export_tflite(model, out, int8=False, data_dir=None):
     import tensorflow as tf  # the TFLite converter; heavy, and only exporting needs it
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,8 +91,7 @@ def export_tflite(model, out, int8=False, data_dir=None, contract=PIXELS):
             if not data_dir:
                 raise ExportError("--int8 needs --data_dir (the training folder) for calibration images")
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative_data(data_dir, int(model.input_shape[1]),
-                                                                    contract=contract)
+            converter.representative_dataset = representative_data(data_dir, int(model.input_shape[1]))
         blob = converter.convert()
     path = os.path.join(out, "model_int8.tflite" if int8 else "model.tflite")
     with open(path, "wb") as f:
@@ -113,7 +108,7 @@ def export_onnx(model, out):
 
 
 def run_exported(fmt, path, x):
-    """The exported model's outputs for the batch `x` (its contract's input), run by its own runtime."""
+    """The exported model's outputs for the batch `x` (uint8 crops), run by its own runtime."""
     if fmt == "savedmodel":
         import tensorflow as tf  # heavy: only a SavedModel needs it here
 
@@ -124,27 +119,25 @@ def run_exported(fmt, path, x):
     import onnxruntime as ort  # optional (requirements-export.txt)
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = session.get_inputs()[0]  # its type is "tensor(uint8)" or "tensor(float)"
-    dtype = np.uint8 if feed.type == "tensor(uint8)" else np.float32
-    return np.asarray(session.run(None, {feed.name: np.asarray(x).astype(dtype)})[0])
+    feed = session.get_inputs()[0]
+    return np.asarray(session.run(None, {feed.name: np.asarray(x, np.uint8)})[0])
 
 
-def input_description(contract, input_size):
-    """preprocessing.json "input": what an exported model of `contract` takes."""
-    common = {"contract": contract, "shape": [None, input_size, input_size, 3], "dtype": INPUT_DTYPES[contract],
-              "resize_shorter_side": resize_size(input_size), "crop": "centre"}
-    if contract == CAFFE:  # as exports described it before models took pixels
-        return {**common, "preprocessing": CONTRACT}
-    return {**common, "channel_order": "RGB", "value_range": [0, 255],
+def input_description(input_size):
+    """preprocessing.json "input": what an exported model takes."""
+    return {"contract": PIXELS, "shape": [None, input_size, input_size, 3], "dtype": INPUT_DTYPES[PIXELS],
+            "resize_shorter_side": resize_size(input_size), "crop": "centre", "channel_order": "RGB",
+            "value_range": [0, 255],
             "preprocessing": {**CONTRACT, "where": "inside the model: feed the RGB pixels as they are"}}
 
 
 def write_contract(model_path, out, input_size, artifact, fmt):
-    """labels.json (copied) and preprocessing.json (what the exported model takes and returns) into `out`."""
+    """labels.json (the model's, stating pixel input) and preprocessing.json (what the exported model takes and
+    returns) into `out`."""
     labels, meta = load_labels(model_path)
-    shutil.copy(labels_path(model_path), os.path.join(out, LABELS_FILE))
+    write_exported_labels(out, meta)
     contract = {"artifact": os.path.basename(artifact), "format": fmt,
-                "input": input_description(input_contract(meta), input_size),
+                "input": input_description(input_size),
                 "output": {"shape": [None, len(labels)], "meaning": "class probabilities (softmax)",
                            # labels.json's; what the Classifier does to the crops' average
                            "calibration": "softmax(log(p) / temperature)",
@@ -169,17 +162,14 @@ def missing_packages(fmt):
     return missing
 
 
-def export(model, model_path, fmt, out, int8=False, data_dir=None, contract=None):
-    """Write `model` (loaded from `model_path`) as `fmt` into the folder `out`, with labels.json and
-    preprocessing.json beside it; returns the artifact's path. `contract`: check_input_dtype's answer
-    when the caller has it already. Raises ExportError, or ModelFilesError when labels.json and the
-    model disagree on the input contract."""
-    if contract is None:
-        contract = check_input_dtype(model, load_labels(model_path)[1], model_path)
+def export(model, model_path, fmt, out, int8=False, data_dir=None):
+    """Write `model` (tools.model_loading.open_model(`model_path`)'s: it takes uint8 pixels) as `fmt` into the
+    folder `out`, with labels.json and preprocessing.json beside it; returns the artifact's path. Raises
+    ExportError."""
     if fmt == "savedmodel":
         artifact = export_savedmodel(model, out)
     elif fmt == "tflite":
-        artifact = export_tflite(model, out, int8, data_dir, contract)
+        artifact = export_tflite(model, out, int8, data_dir)
     else:
         artifact = export_onnx(model, out)
     write_contract(model_path, out, int(model.input_shape[1]), artifact, fmt)
@@ -221,13 +211,12 @@ def main(argv=None):
     missing = missing_packages(args.format)
     if missing:
         raise UsageError(f"--format {args.format} needs {' and '.join(missing)}: pip install -r requirements-export.txt")
-    _, meta = load_labels(args.model)  # the class list travels with the export: check before the slow part
+    load_labels(args.model)  # the class list travels with the export: check before the slow part
     import_keras_quietly()
-    model = load_model(args.model)
-    contract = check_input_dtype(model, meta, args.model)  # ModelFilesError, as load_labels: exit 2
+    model = open_model(args.model).model  # ModelFilesError, as load_labels: exit 2
     os.makedirs(args.out, exist_ok=True)
-    artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir, contract)  # ExportError
-    x = sample_inputs(int(model.input_shape[1]), args.samples, contract=contract)
+    artifact = export(model, args.model, args.format, args.out, args.int8, args.data_dir)  # ExportError
+    x = sample_inputs(int(model.input_shape[1]), args.samples)
     diff, agree = parity(model, args.format, artifact, x)
     print(f"exported {artifact} ({size_mb(artifact):.1f} MB); parity on {len(x)} photos: max abs diff {diff:.2e}, "
           f"top-1 agreement {agree * 100:.1f}%")

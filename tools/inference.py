@@ -13,10 +13,8 @@ Probabilities are calibrated: the crops' average goes through the temperature tr
 for its target accuracy (labels.json "threshold") unless the caller gives one. A labels.json
 without them means T 1 and a threshold of 0.5: such models answer exactly as before.
 
-Models take uint8 RGB crops and preprocess them inside ("rgb_uint8" in labels.json); best.h5 files
-from before that take float32 crops preprocessed here ("caffe_float32", labels.json without
-"input"). labels.json says which (tools/contract.input_contract) and the model's input dtype must
-agree with it.
+The model takes uint8 RGB crops and preprocesses them inside: tools.model_loading opens the model
+folder, and adapts a best.h5 of the older contract to take pixels too.
 """
 
 import os
@@ -25,12 +23,10 @@ import time
 
 import numpy as np
 
-from models.saving import load_model
 from tools.calibration import apply_temperature, threshold_in_use
-from tools.contract import (CROP_CHOICES, DEFAULT_CROPS, INPUT_DTYPES, LABELS_FILE, ModelFilesError, bin_of,
-                            calibration_of, input_contract, load_labels, model_input)
-from tools.files import first_line
+from tools.contract import CROP_CHOICES, DEFAULT_CROPS, LABELS_FILE, ModelFilesError, bin_of, calibration_of
 from tools.images import MAX_PIXELS, load_resized
+from tools.model_loading import open_model
 
 #: Alternatives listed in a result.
 DEFAULT_TOP_K = 5
@@ -55,74 +51,6 @@ def crop_batch(arr, size, crops):
     return np.stack(out)
 
 
-def tflite_interpreter(path):
-    """LiteRT's standalone interpreter (pip install ai-edge-litert) where installed, else TensorFlow's."""
-    try:  # optional, and TensorFlow is heavy: imported only when a .tflite file is run
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    interpreter = Interpreter(model_path=path)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-class TFLiteModel:
-    """A `.tflite` file from `python -m tools.export` behind the one method the Classifier uses; the
-    one way this project runs a TFLite model (tools.export's parity check runs it too).
-
-    Runs with LiteRT's small `ai_edge_litert` package (a Raspberry Pi needs no TensorFlow), or with
-    TensorFlow's interpreter where that is what is installed.
-    """
-
-    def __init__(self, path):
-        self.interpreter = tflite_interpreter(path)
-        self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
-        self.input_shape = tuple(int(d) for d in self._in["shape"])
-        self.output_shape = tuple(int(d) for d in self._out["shape"])
-        #: What the input tensor holds: uint8 (pixels: exports since models took pixels) or float32.
-        self.input_dtype = np.dtype(self._in["dtype"])
-        self._batch = self.input_shape[0]
-
-    def predict_on_batch(self, x):
-        """Outputs for the batch `x` in one call, set in the interpreter's input dtype (the input is
-        resized to its batch size). Float values for an integer input are refused, never truncated."""
-        x = np.asarray(x)
-        if self.input_dtype.kind in "iu" and x.dtype.kind not in "iub":
-            raise ValueError(f"this TFLite model takes {self.input_dtype.name} pixels. Received: x.dtype={x.dtype}")
-        if x.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self._in["index"], x.shape)
-            self.interpreter.allocate_tensors()
-            self._batch = x.shape[0]
-        self.interpreter.set_tensor(self._in["index"], x.astype(self.input_dtype))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out["index"]).copy()
-
-
-def input_dtype_of(model):
-    """numpy dtype name of a loaded model's input ("uint8", "float32"), or None where it cannot tell."""
-    if isinstance(model, TFLiteModel):
-        return model.input_dtype.name
-    try:
-        return np.dtype(model.inputs[0].dtype).name
-    except (AttributeError, IndexError, TypeError):
-        return None
-
-
-def check_input_dtype(model, meta, model_path):
-    """labels.json's input contract (`meta`: its dict) checked against the loaded model's input dtype;
-    returns the contract. ModelFilesError (one line) when the two files disagree."""
-    contract = input_contract(meta, LABELS_FILE)
-    dtype = input_dtype_of(model)
-    if dtype is not None and dtype != INPUT_DTYPES[contract]:
-        said = f"says input={contract!r}" if "input" in meta else f"has no \"input\" (so {contract!r})"
-        raise ModelFilesError(f"{model_path} takes {dtype} input but its {LABELS_FILE} {said}, which means "
-                              f"{INPUT_DTYPES[contract]}: the two files are from different models")
-    return contract
-
-
 class Classifier:
     """A loaded model + labels; `predict_bytes` is thread-safe.
 
@@ -142,17 +70,15 @@ class Classifier:
         _check_crops(crops)
         if not os.path.isfile(model_path):
             raise ModelFilesError(f"no model at {model_path}; train one with train.py or pass --model")
-        self.labels, self.meta = load_labels(model_path)
-        try:
-            self.model = TFLiteModel(model_path) if model_path.endswith(".tflite") else load_model(model_path)
-        except Exception as e:  # Keras and LiteRT raise many types for a foreign file
-            raise ModelFilesError(f"cannot load model {model_path}: {first_line(e, 200)}") from None
+        loaded = open_model(model_path)
+        self.model, self.labels, self.meta = loaded.model, loaded.labels, loaded.meta
         n_out = int(self.model.output_shape[-1])
         if n_out != len(self.labels):
             raise ModelFilesError(f"{model_path} has {n_out} outputs but {LABELS_FILE} lists {len(self.labels)} "
                                   "classes")
-        #: tools.contract.PIXELS (uint8 crops in) or CAFFE (float32 crops preprocessed here).
-        self.input = check_input_dtype(self.model, self.meta, model_path)
+        #: The input contract labels.json states (tools.model_loading.LoadedModel): which version wrote the
+        #: files; the model takes uint8 crops either way.
+        self.input = loaded.contract
         self.model_path = model_path
         self.input_size = int(self.model.input_shape[1])
         self.crops, self.top_k = crops, min(top_k, len(self.labels))
@@ -171,8 +97,8 @@ class Classifier:
         self.forward(np.zeros((self.crops, self.input_size, self.input_size, 3), np.uint8))
 
     def forward(self, crops_uint8):
-        """Probabilities for a stack of uint8 crops, one model call (preprocessed here for CAFFE models)."""
-        x = model_input(crops_uint8, self.input)
+        """Probabilities for a stack of uint8 crops, one model call."""
+        x = np.asarray(crops_uint8, dtype=np.uint8)
         with self._lock:
             return np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
 

@@ -24,7 +24,6 @@ import threading
 import keras
 import numpy as np
 
-from models.preprocess import preprocess_input
 from tools.images import ImageDecodeError, center_crop
 from tools.training import cache as decoded
 
@@ -61,8 +60,6 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         seed: makes shuffling and the crops reproducible.
         cache: a tools.training.cache.DecodedCache over the same `paths` and `input_size`
             (open_cache), or None to decode every image on every use.
-        preprocess: yield float32 `models.preprocess.preprocess_input` batches instead of uint8
-            (for best.h5 files of the old contract, which take preprocessed floats).
         steps: batches per epoch (default: enough for every image once); several workers of one run
             each load a share of the images and must all take the same number of steps.
         weight: the sample weight of a real validation image (default: steps x batch_size / images,
@@ -71,13 +68,13 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` for keras.utils.PyDataset.
 
     Batches are (x, y) in training, (x, y, sample_weight) in validation: x uint8 (batch_size,
-    input_size, input_size, 3) RGB (float32 with `preprocess`), y float32 (batch_size, num_classes)
+    input_size, input_size, 3) RGB, y float32 (batch_size, num_classes)
     one-hot, label-smoothed in training; every batch batch_size long (see the module's docstring).
     `count` images are real; `model.predict(seq)[:seq.count]` are their predictions, in `order`.
     """
 
     def __init__(self, paths, labels, num_classes, batch_size=32, input_size=224, training=False,
-                 label_smoothing=0.0, seed=233, cache=None, preprocess=False, steps=None, weight=None, **kwargs):
+                 label_smoothing=0.0, seed=233, cache=None, steps=None, weight=None, **kwargs):
         super().__init__(**kwargs)
         if len(paths) != len(labels):
             raise ValueError("`paths` and `labels` must have the same length. "
@@ -98,7 +95,6 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         self.label_smoothing = float(label_smoothing) if training else 0.0
         self.seed = int(seed)
         self.cache = cache
-        self.preprocess = bool(preprocess)
         self.steps = int(steps) if steps else math.ceil(len(self.paths) / self.batch_size)
         if self.steps * self.batch_size < len(self.paths) and not self.training:
             raise ValueError(f"`steps` x `batch_size` must hold every image in validation. Received: steps={steps!r} "
@@ -179,11 +175,10 @@ class GarbageClassifySequence(keras.utils.PyDataset):
             square, labels[k] = self._load(int(i))
             images[k] = (random_crop(square, self.input_size, rng) if self.training
                          else center_crop(square, self.input_size))
-        x = preprocess_input(images) if self.preprocess else images
         y = smooth_labels(labels, self.num_classes, self.label_smoothing)
         if self.training:
-            return x, y
+            return images, y
         real = max(0, min(self.batch_size, self.count - idx * self.batch_size))
         weights = np.zeros(self.batch_size, dtype=np.float32)
         weights[:real] = self.weight
-        return x, y, weights
+        return images, y, weights

@@ -17,12 +17,11 @@ from models.augmentation import build_augmentation, training_model
 from models.classifier import build_classifier
 from models.saving import load_model, save_model_atomic
 from models.weights import WeightsUnavailableError
-from tools.contract import (CAFFE, MODEL_FILE, ModelFilesError, calibration_of, input_contract, load_labels,
-                            write_calibration, write_labels)
+from tools.contract import MODEL_FILE, ModelFilesError, calibration_of, load_labels, write_calibration, write_labels
 from tools.data import DataError
 from tools.data.layout import data_name
 from tools.data.merge import load_datasets
-from tools.inference import check_input_dtype
+from tools.model_loading import older_contract, open_model
 from tools.model_source import ModelSourceError, resolve_model
 from tools.training.checkpoints import BackgroundWriter
 from tools.training.data import data_flow
@@ -107,7 +106,7 @@ def _refuse_an_older_interrupted_run(output_dir):
         return
     try:
         _, meta = load_labels(os.path.join(output_dir, MODEL_FILE))
-        older = input_contract(meta) == CAFFE
+        older = older_contract(meta)
     except ModelFilesError:
         return  # no readable labels.json: nothing trained that this run could mix with
     if older:
@@ -200,14 +199,12 @@ def test_only(config):
                          f"labels.json ({len(labels)})")
     report_dir = config.report_dir or os.path.join(config.output_dir, "test_" + "+".join(map(data_name, config.data_dirs)))
     header(f"Test only: {model_path} on {len(ds.paths)} images of {', '.join(config.data_dirs)}")
-    model = load_model(model_path)
-    try:  # best.h5 files written before models took uint8 pixels want preprocessed float32 input
-        contract = check_input_dtype(model, meta, model_path)
+    try:  # a best.h5 written before models took uint8 pixels is adapted to take them too
+        model = open_model(model_path).model
     except ModelFilesError as e:
         raise UsageError(str(e)) from None
     seq = GarbageClassifySequence(ds.paths, ds.labels, len(ds.class_names), batch_size=config.batch_size,
-                                  input_size=int(model.input_shape[1]), training=False, workers=config.workers,
-                                  preprocess=contract == CAFFE)
+                                  input_size=int(model.input_shape[1]), training=False, workers=config.workers)
     os.makedirs(report_dir, exist_ok=True)
     report = evaluate(model, seq, ds.class_names, report_dir, calibration=calibration_of(meta))
     print(calibration_summary(report["calibration"]))
