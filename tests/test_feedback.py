@@ -1,6 +1,6 @@
 """server.py --collect DIR through the Flask test client: /predict's capture_id, /feedback and every
 way it can fail (nothing half-written), the bounded store of waiting photos, 8 concurrent clients,
-nothing written without --collect; and tools.data.layout.load_datasets, which trains on several folders."""
+nothing written without --collect."""
 
 import concurrent.futures
 import csv
@@ -14,15 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from support.datagen import CLASS_NAMES, make_image, make_txt_dataset
-from support.datasets import class_counts
-from support.glass import GLASS_CLASSES, make_glass_data
+from support.datagen import CLASS_NAMES, make_image
+from support.glass import GLASS_CLASSES
 from support.servers import wait_ready
 from server import get_args_parser, main  # test_a_folder_with_another_rule_file_refuses_to_start: the CLI
-from tools.data import DataError
-from tools.data.merge import load_datasets
 from tools.data.rules import RULE_FILE_NAME
-from tools.training.data import data_flow
 from tools.serving.app import create_app
 from tools.serving.feedback import CollectError, Collector
 
@@ -332,37 +328,3 @@ def test_a_folder_with_another_rule_file_refuses_to_start(glass_model, tmp_path,
         Collector(str(folder), None).start(GLASS_CLASSES)
     assert str(folder) in str(e.value) and str(folder) not in e.value.public and "other classes" in e.value.public
     assert os.listdir(folder) == [RULE_FILE_NAME]
-
-
-# ----------------------------------------------------------------- training on several folders
-def test_load_datasets_joins_folders_that_share_one_rule_file(tmp_path):
-    a = make_glass_data(tmp_path / "a", per_class=3)
-    b = make_glass_data(tmp_path / "b", per_class=2)  # its own copy of the same rule file
-    ds = load_datasets([a, b])
-    assert len(ds.paths) == 20 and ds.class_names == GLASS_CLASSES and ds.layout == "txt"
-    assert all(p.startswith(a) for p in ds.paths[:12])
-    assert all(p.startswith(b) for p in ds.paths[12:]) and list(class_counts(ds)) == [5, 5, 5, 5]
-    assert ds.sources == [(a, 12), (b, 8)]
-    lines = []
-    train, val, joined, _ = data_flow([a, b], batch_size=4, input_size=32, val_split=0.25, print_fn=lines.append)
-    assert len(train.paths) + len(val.paths) == 20 and any(p.startswith(b) for p in train.paths)
-    assert "20 images in 4 classes" in lines[0] and f"12 from {a}" in lines[0] and f"8 from {b}" in lines[0]
-    assert load_datasets(a).sources == [(a, 12)]  # one folder, as load_dataset
-
-
-def test_load_datasets_refuses_folders_with_different_rule_files(tmp_path):
-    a = make_glass_data(tmp_path / "a", per_class=2)
-    b = make_txt_dataset(str(tmp_path / "b"), per_class=2, num_classes=4)  # 烟蒂 where a has 玻璃
-    with pytest.raises(DataError) as e:
-        load_datasets([a, b])
-    message = str(e.value)
-    assert os.path.join(str(tmp_path / "a"), RULE_FILE_NAME) in message
-    assert os.path.join(str(tmp_path / "b"), RULE_FILE_NAME) in message
-    assert "'可回收物/玻璃' vs '其他垃圾/烟蒂'" in message
-    c = make_txt_dataset(str(tmp_path / "c"), per_class=2, num_classes=3)
-    with pytest.raises(DataError, match="4 vs 3 classes"):
-        load_datasets([a, c])
-    # one --rule_file for all of them: they share it
-    assert len(load_datasets([a, b], rule_file=os.path.join(str(tmp_path / "a"), RULE_FILE_NAME)).paths) == 16
-    with pytest.raises(DataError, match="given twice"):
-        load_datasets([a, a + os.sep])

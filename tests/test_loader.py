@@ -1,175 +1,24 @@
-"""Decoding, preprocessing, label files, splitting and the PyDataset loader (uint8 crops, decoded-image cache)."""
+"""The training loader (tools/training/loader.py, a PyDataset of uint8 crops), its decoded-image cache and
+data_flow (tools/training/data.py), which builds both from the flags."""
 
-import io
 import logging
 import os
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
-from support.datagen import make_folder_dataset, make_image, make_txt_dataset
-from support.datasets import class_counts
-from tools.data import DataError
-from tools.data.layout import load_dataset, parse_label_file
-from tools.data.split import stratified_split
+from support.datagen import make_image, make_txt_dataset
+from tools.data.layout import load_dataset
 from tools.training.data import data_flow
 from tools.contract import resize_size
 from tools.training import cache as decoded
 from tools.training.cache import decode_square, open_cache
 from tools.training.loader import GarbageClassifySequence, random_crop, smooth_labels
-from tools.images import ImageDecodeError, center_crop, decode_image, load_image_file, load_resized
-from models.preprocess import preprocess_input
+from tools.images import center_crop, load_image_file, load_resized
 
 
-def _bytes(img, fmt="JPEG", **kw):
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
 
-
-# ----------------------------------------------------------------- preprocessing and decoding
-def _every_pixel_value():
-    """(128, 32, 32, 3) uint8 RGB crops holding every pair of values 0..255 in every pair of channels."""
-    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
-    a, b = a.ravel(), b.ravel()
-    return np.concatenate([np.stack([a, b, a], -1), np.stack([b, a, b], -1)]).astype(np.uint8).reshape(-1, 32, 32, 3)
-
-
-def test_preprocessing_equals_keras_resnet50_preprocess_input():
-    x = _every_pixel_value()
-    expected = keras.applications.resnet50.preprocess_input(x.astype("float32"))
-    np.testing.assert_array_equal(preprocess_input(x), np.asarray(expected))  # bit for bit
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_the_models_preprocessing_stays_exact_under_mixed_precision(policy):
-    """The classifier's input layers (models.classifier.pixel_preprocessing) keep float32 under a
-    mixed-precision policy, while the layer after them computes in float16/bfloat16, and give
-    preprocess_input's values (so keras.applications') bit for bit for every pixel value. And the channel
-    swap computed in that low precision itself, as TF32/bfloat16 matrix units compute, is exact too: it
-    moves whole numbers 0..255. (Run on the CPU: what a GPU's matrix units add is not tested here.)"""
-    from models.classifier import PREPROCESS_PREFIX, pixel_preprocessing
-
-    low = policy.split("_")[1]
-    before = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        pixels = keras.Input((32, 32, 3), dtype="uint8")
-        model = keras.Model(pixels, keras.layers.Conv2D(4, 3, name="next")(pixel_preprocessing(pixels)))
-    finally:
-        keras.mixed_precision.set_global_policy(before)
-    fixed = [layer for layer in model.layers if layer.name.startswith(PREPROCESS_PREFIX)]
-    assert len(fixed) == 3 and all(layer.compute_dtype == "float32" for layer in fixed)
-    assert model.get_layer("next").compute_dtype == low
-    x = _every_pixel_value()
-    preprocessed = keras.Model(pixels, fixed[-1].output)(x)
-    assert keras.backend.standardize_dtype(preprocessed.dtype) == "float32"
-    np.testing.assert_array_equal(np.asarray(preprocessed), preprocess_input(x))
-    swap = keras.ops.conv(keras.ops.cast(x, low), keras.ops.cast(model.get_layer(PREPROCESS_PREFIX + "bgr").kernel, low))
-    np.testing.assert_array_equal(np.asarray(keras.ops.cast(swap, "float32")), x[..., ::-1].astype(np.float32))
-
-
-def test_exif_orientation_is_applied():
-    img = Image.new("RGB", (40, 20), (255, 0, 0))
-    img.paste((0, 0, 255), (0, 0, 10, 20))  # blue on the left
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 CW to display
-    out = decode_image(_bytes(img, exif=exif))
-    assert out.size == (20, 40)
-    arr = np.asarray(out)
-    assert arr[2, 10, 2] > 200 and arr[-2, 10, 0] > 200  # blue now on top
-
-
-@pytest.mark.parametrize("make", [
-    lambda: Image.new("L", (30, 20), 128),
-    lambda: Image.new("CMYK", (30, 20), (0, 255, 255, 0)),
-    lambda: Image.new("P", (30, 20), 3),
-    lambda: Image.new("RGBA", (30, 20), (255, 0, 0, 0)),
-    lambda: Image.fromarray(np.full((20, 30), 40000, np.uint16)),
-], ids=["L", "CMYK", "P", "RGBA", "I16"])
-def test_any_mode_becomes_rgb_uint8(make):
-    img = make()
-    fmt = "JPEG" if img.mode in ("L", "CMYK") else "PNG"
-    out = decode_image(_bytes(img, fmt))
-    assert out.mode == "RGB" and out.size == (30, 20)
-    arr = np.asarray(out)
-    if img.mode == "RGBA":  # fully transparent -> white background, not black or red
-        assert arr.min() == 255
-    if img.mode.startswith("I"):  # 16-bit 40000 ~ 61% grey, not clipped to white
-        assert 150 < arr.mean() < 165
-
-
-@pytest.mark.parametrize("data,reason", [(b"", "empty"), (b"hello, not an image", "not an image"),
-                                         ("truncated", "truncated")])
-def test_unreadable_inputs_raise_a_clear_error(data, reason):
-    if data == "truncated":
-        data = _bytes(make_image(0, np.random.default_rng(0), (200, 150)))[:600]
-    with pytest.raises(ImageDecodeError, match=reason):
-        decode_image(data)
-
-
-def test_large_jpeg_is_decoded_at_reduced_scale():
-    big = Image.fromarray(np.random.default_rng(0).integers(0, 255, (3000, 4000, 3), dtype=np.uint8))
-    data = _bytes(big, quality=70)
-    small = decode_image(data, min_side=256)
-    assert 256 <= min(small.size) < 3000 // 2  # draft picked 1/8 scale (375x500)
-    assert load_resized(data, 224).shape[0] == 256
-    assert load_image_file(data, 224).shape == (224, 224, 3)
-
-
-# ----------------------------------------------------------------- label files and layouts
-def test_label_file_parsing(tmp_path):
-    good = tmp_path / "img_1.txt"
-    good.write_text("img_1.jpg, 7\n")
-    assert parse_label_file(good) == ("img_1.jpg", 7)
-    for text in ("img_1.jpg 7", "img_1.jpg, seven", ""):
-        good.write_text(text)
-        with pytest.raises(ValueError):
-            parse_label_file(good)
-
-
-def test_bad_entries_are_skipped_with_a_warning_naming_the_file(tmp_path, caplog):
-    data = make_txt_dataset(str(tmp_path), per_class=3, num_classes=2)
-    (tmp_path / "train_data_v2" / "img_90.txt").write_text("img_90.jpg; 1")
-    (tmp_path / "train_data_v2" / "img_91.txt").write_text("img_0.jpg, 9")
-    (tmp_path / "train_data_v2" / "img_92.txt").write_text("img_92.jpg, 1")  # image missing
-    with caplog.at_level(logging.WARNING):
-        ds = load_dataset(data)
-    assert len(ds.paths) == 6 and len(ds.skipped) == 3
-    text = caplog.text
-    assert "img_90.txt" in text and "img_91.txt" in text and "outside" in text and "img_92.jpg is missing" in text
-
-
-def test_class_folder_layout(tmp_path):
-    root = make_folder_dataset(str(tmp_path / "kaggle"), per_class=4, classes=("paper", "cans", "glass"))
-    ds = load_dataset(root)
-    assert ds.layout == "folders" and ds.class_names == ["cans", "glass", "paper"]
-    assert class_counts(ds).tolist() == [4, 4, 4]
-    assert all(os.path.basename(os.path.dirname(p)) == ds.class_names[l] for p, l in zip(ds.paths, ds.labels))
-
-
-def test_missing_rule_file_and_num_classes_mismatch_are_clear(tmp_path):
-    data = make_txt_dataset(str(tmp_path), per_class=2, num_classes=2)
-    with pytest.raises(DataError, match="num_classes 40"):
-        load_dataset(data, num_classes=40)
-    os.remove(tmp_path / "garbage_classify_rule.json")
-    with pytest.raises(DataError, match="garbage_classify_rule.json"):
-        load_dataset(data)
-
-
-def test_stratified_split_is_seeded_disjoint_and_proportional():
-    labels = np.repeat(np.arange(4), [50, 30, 10, 2])
-    tr, va = stratified_split(labels, 0.1, seed=233)
-    tr2, va2 = stratified_split(labels, 0.1, seed=233)
-    assert np.array_equal(va, va2) and np.array_equal(tr, tr2)
-    assert not set(tr) & set(va) and len(tr) + len(va) == len(labels)
-    assert np.bincount(labels[va], minlength=4).tolist() == [5, 3, 1, 1]
-    assert not np.array_equal(stratified_split(labels, 0.1, seed=1)[1], va)
-
-
-# ----------------------------------------------------------------- the PyDataset
 def test_sequence_batches_shapes_dtypes_and_labels(tiny_data):
     ds = load_dataset(tiny_data)
     seq = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=10, input_size=32, training=True,
@@ -283,23 +132,6 @@ def test_validation_is_centre_crop_unshuffled_and_stable(tiny_data):
     np.testing.assert_array_equal(cached[1][0], first)
 
 
-def test_an_old_contract_model_takes_the_loaders_uint8_batches_as_it_took_preprocessed_floats(tiny_data, old_model):
-    """The loader yields uint8 crops for every model: a best.h5 of the old contract, as tools.model_loading
-    opens it, answers on them exactly what the file's own model answers on the crops preprocessed on the host
-    (what the loader's former `preprocess=True` fed it)."""
-    from models.saving import load_model
-    from tools.model_loading import open_model
-
-    ds = load_dataset(tiny_data)
-    x, y, _ = GarbageClassifySequence(ds.paths, ds.labels, 4, batch_size=12, input_size=32)[1]
-    assert x.dtype == np.uint8
-    adapted, stored = open_model(old_model).model, load_model(old_model)
-    assert adapted.inputs[0].dtype == "uint8" and stored.inputs[0].dtype == "float32"
-    np.testing.assert_array_equal(np.asarray(adapted.predict_on_batch(x)),
-                                  np.asarray(stored.predict_on_batch(preprocess_input(x))))
-    assert (np.asarray(adapted.predict_on_batch(x)).argmax(1) == y.argmax(1)).all()  # its classes, not noise
-
-
 @pytest.mark.parametrize("use_cache", [False, True], ids=["no cache", "cache"])
 def test_unreadable_image_is_replaced_and_warned_once(tmp_path, caplog, monkeypatch, use_cache):
     data = make_txt_dataset(str(tmp_path), per_class=4, num_classes=2)
@@ -356,29 +188,6 @@ def test_data_flow_cache_choices(tiny_data, tmp_path):
     assert train.cache is None and val.cache is None
     with pytest.raises(ValueError, match="cache"):
         data_flow(tiny_data, input_size=32, print_fn=lines.append, cache="gpu")
-
-
-# ----------------------------------------------------------------- phone formats
-@pytest.mark.parametrize("fmt,ext", [("HEIF", ".heic"), ("AVIF", ".avif")])
-def test_heic_and_avif_photos_decode_like_the_original(fmt, ext, tmp_path):
-    from tools.images import is_image_file
-    from tools.images import ACCEPTED, sniff
-
-    decode_image(_bytes(Image.new("RGB", (8, 8))))  # the HEIF opener is registered by the decoder
-    photo = make_image(2, np.random.default_rng(0), (320, 240))
-    data = _bytes(photo, fmt, quality=90)
-    kind, accepted = sniff(data)
-    assert accepted and kind == fmt and ACCEPTED[kind] == ext[1:]
-    out = decode_image(data)
-    assert out.mode == "RGB" and out.size == (320, 240)
-    small = lambda img: np.asarray(img.resize((40, 30), Image.Resampling.BOX), np.int16)  # codec noise averaged out
-    assert np.abs(small(out) - small(photo)).mean() < 6
-    make_folder_dataset(str(tmp_path), per_class=2, classes=("cans", "paper"))
-    with open(tmp_path / "cans" / f"phone{ext}", "wb") as f:
-        f.write(data)
-    assert is_image_file(f"x{ext.upper()}")
-    ds = load_dataset(str(tmp_path))
-    assert sum(p.endswith(ext) for p in ds.paths) == 1 and len(ds.paths) == 5
 
 
 def test_workers_of_a_multi_machine_run_each_load_their_share_in_equal_steps(tiny_data):
