@@ -9,8 +9,8 @@ except the model: uint8 pixels -> Rescaling -> GlobalAveragePooling2D -> Dense s
 images/s (whole epochs after the first, validation and saves included, as train.py prints them) is the
 most any model can train at through this path on this machine; it must be above what one accelerator
 consumes (keras.applications.ResNet50, bf16, H100/H200: 2,800-3,300 images/s), or the GPU waits for
-the host. Baseline, in the same run: a bare fit() of the same model on the same loader (no validation,
-no callbacks). Prints the machine, the command and the figures; --json writes them too.
+the host. Baselines, in the same run: a bare fit() of the same model on the same loader (no validation,
+no callbacks), given the loader as Keras takes it (a PyDataset) and as train.py feeds it (tools/training/feed.py). Prints the machine, the command and the figures; --json writes them too.
 """
 
 import argparse
@@ -38,6 +38,7 @@ from bench.train_speed import subset  # noqa: E402
 from support.trashnet import TRASHNET  # noqa: E402
 from tools.training.config import TrainConfig  # noqa: E402
 from tools.training.data import data_flow  # noqa: E402
+from tools.training.feed import EpochEnds, fit_input  # noqa: E402
 from tools.training.run import train  # noqa: E402
 from tools.training.state import finished_run  # noqa: E402
 
@@ -62,9 +63,10 @@ def null_classifier(num_classes, input_size, weights=None):
     return keras.Model(pixels, layers.Dense(num_classes, activation="softmax", name="head_logits")(x), name="null")
 
 
-def bare_fit(data_dir, config):
+def bare_fit(data_dir, config, fed=False):
     """Images/s of a plain fit() of the null model on the project's training loader (warm RAM cache), no
-    validation, no callbacks, epochs after the first (which fills the cache and compiles): the baseline."""
+    validation, no callbacks, epochs after the first (which fills the cache and compiles): the baseline.
+    `fed`: the loader as train.py feeds it (tools/training/feed.py), else as Keras takes a PyDataset."""
     flow = data_flow(data_dir, batch_size=config.batch_size, input_size=config.input_size, val_split=config.val_split,
                      seed=config.seed, workers=config.workers, print_fn=lambda line: None, cache="ram")
     model = null_classifier(len(flow.dataset.class_names), config.input_size)
@@ -72,7 +74,11 @@ def bare_fit(data_dir, config):
     times = []
     timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: times.append(time.perf_counter()),
                                            on_epoch_end=lambda e, logs: times.append(time.perf_counter()))
-    model.fit(flow.train, epochs=config.epochs, shuffle=False, verbose=0, callbacks=[timer])
+    data, callbacks = flow.train, [timer]
+    if fed:
+        data = fit_input(flow.train)
+        callbacks.append(EpochEnds([flow.train]))
+    model.fit(data, epochs=config.epochs, shuffle=False, verbose=0, callbacks=callbacks)
     seconds = sum(times[i + 1] - times[i] for i in range(2, len(times), 2))
     return len(flow.train) * flow.train.batch_size * (config.epochs - 1) / seconds
 
@@ -93,6 +99,7 @@ def main(args):
                              input_size=args.input_size, batch_size=args.batch_size, epochs=args.epochs,
                              patience=1000, workers=args.workers, output_dir=out)
         bare = bare_fit(data_dir, config)
+        bare_fed = bare_fit(data_dir, config, fed=True)
         train(config, build_model=null_classifier)
         state = finished_run(out)
     whole, steps = state.rates()
@@ -101,14 +108,14 @@ def main(args):
     figures = {"machine": machine, "command": " ".join(sys.argv), "photos": len(paths),
                "input_size": args.input_size, "batch_size": args.batch_size,
                "images_per_s_whole_epochs": whole, "images_per_s_steps": steps, "bare_fit_images_per_s": bare,
-               "whole_over_bare": whole / bare,
+               "bare_fit_fed_images_per_s": bare_fed, "whole_over_bare": whole / bare,
                "steady_epochs": [{"wall": e.wall, "data": e.data, "steps": e.steps, "validation": e.validation,
                                   "callbacks": e.callbacks} for e in steady]}
     print(f"machine: {machine}; command: {figures['command']}")
     print(f"host path, null model, {len(paths)} photos at {args.input_size} px, batch {args.batch_size}: "
           f"train.py's path {whole:.0f} images/s over whole steady epochs (validation and saves included; "
-          f"{steps:.0f} in the steps), a bare fit() of the same model on the same loader {bare:.0f}: "
-          f"{whole / bare:.2f}x")
+          f"{steps:.0f} in the steps), a bare fit() of the same model on the same loader {bare:.0f} "
+          f"({whole / bare:.2f}x; {bare_fed:.0f} with the loader fed as train.py feeds it)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=1)

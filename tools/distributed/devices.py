@@ -11,6 +11,7 @@ import keras
 
 from tools.distributed.cluster import read_keras_distribution, read_tf_config, startup_watchdog
 from tools.files import first_line
+from tools.training.feed import fit_input
 from tools.training.usage import UsageError
 
 
@@ -43,8 +44,11 @@ class Placement:
         return self.collective.failures() if self.collective is not None else contextlib.nullcontext()
 
     def feed(self, seq, workers):
-        """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
-        return self.collective.feed(seq, workers) if seq is not None and self.collective is not None else seq
+        """What fit takes for the loader `seq`: under --strategy multiworker this worker's pipeline, else
+        tools/training/feed.py's (a tf.data map over its batches on TensorFlow, the loader itself on JAX)."""
+        if seq is not None and self.collective is not None:
+            return self.collective.feed(seq, workers)
+        return fit_input(seq)
 
 
 def distribution(config):

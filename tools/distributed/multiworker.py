@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tools.distributed.cluster import Agreement
 from tools.files import first_line
+from tools.training.feed import batches
 from tools.training.usage import UsageError
 
 log = logging.getLogger(__name__)
@@ -79,34 +80,13 @@ def keras_fixes():
     _fixed = True
 
 
-def _batches(seq, threads):
-    """The batches of one epoch of `seq` (a PyDataset) in order, `threads` loading at most 2 x threads ahead;
-    then its epoch ends."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    threads = max(1, threads)
-    with ThreadPoolExecutor(threads) as pool:
-        ahead = deque()
-        for i in range(len(seq)):
-            ahead.append(pool.submit(seq.__getitem__, i))
-            if len(ahead) > 2 * threads:
-                yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
-    seq.on_epoch_end()
-
-
 def distribute(seq, strategy, threads):
     """`seq` (this worker's loader, batch_size = per-replica batch x local replicas) as a distributed dataset
     of this worker's batches only."""
-    first = seq[0]
-    signature = tuple(tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)) for a in first)
     local = len(strategy.extended.worker_devices)  # this machine's replicas
 
     def dataset(context):
-        ds = tf.data.Dataset.from_generator(lambda: _batches(seq, threads), output_signature=signature)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(len(seq)))
+        ds = batches(seq, threads)  # its epoch ends by tools.training.feed.EpochEnds
         if local > 1:
             ds = ds.rebatch(seq.batch_size // local)
         options = tf.data.Options()

@@ -120,6 +120,12 @@ class GarbageClassifySequence(keras.utils.PyDataset):
         """The real images of an epoch (validation pads the last batch beyond them)."""
         return len(self.paths)
 
+    def batch_spec(self):
+        """[(shape, numpy dtype)] of the parts of every batch: x, y, and in validation the sample weights."""
+        n = self.batch_size
+        spec = [((n, self.input_size, self.input_size, 3), np.uint8), ((n, self.num_classes), np.float32)]
+        return spec if self.training else spec + [((n,), np.float32)]
+
     def _indices(self, idx):
         """Positions in `order` of batch `idx`: batch_size of them, wrapping round to the epoch's first in
         training; in validation the real ones, then the last repeated as padding."""

@@ -26,6 +26,7 @@ from models.saving import read_weights, save_model_atomic
 from tools.contract import MODEL_FILE
 from tools.training.callbacks import make_callbacks
 from tools.training.checkpoints import assign, read_variables, write_variables
+from tools.training.feed import EpochEnds
 from tools.distributed.devices import Placement
 from tools.training.interrupts import Interrupted, Signals
 from tools.training.resume import PhaseBackup, seed_states
@@ -121,7 +122,7 @@ class Training:
     phases: list = field(default_factory=list)  # the names of the phases run (history.csv)
 
     def feed(self, seq):
-        """What fit takes for the loader `seq`: itself, or under --strategy multiworker this worker's pipeline."""
+        """What fit takes for the loader `seq` (Placement.feed)."""
         return self.place.feed(seq, self.config.workers)
 
 
@@ -171,11 +172,15 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
         monitor = "val_loss" if t.val_seq is not None else "loss"
         callbacks = make_callbacks(t.config, t.state, spec, monitor, t.model, t.writer, backup,
                                    len(t.train_seq) * t.train_seq.batch_size * t.place.workers, chief)
+        train_input, val_input = t.feed(t.train_seq), t.feed(t.val_seq)
+        # Keras ends the epoch of a loader it is given itself; of a pipeline made from one, EpochEnds does
+        callbacks.append(EpochEnds([s for s, fed in ((t.train_seq, train_input), (t.val_seq, val_input))
+                                    if s is not None and fed is not s]))
         try:
             with signals.catching():
                 # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle
                 # of a PyDataset's batch order draws from Python's global `random`, which a rerun cannot restore.
-                history = t.trainer.fit(t.feed(t.train_seq), validation_data=t.feed(t.val_seq), epochs=epochs,
+                history = t.trainer.fit(train_input, validation_data=val_input, epochs=epochs,
                                         initial_epoch=start, shuffle=False, callbacks=callbacks,
                                         verbose=1 if sys.stdout.isatty() else 2)
         except Interrupted as e:
