@@ -34,6 +34,21 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tools.quiet import import_keras_quietly  # noqa: E402
+
+import_keras_quietly()  # a benchmark script: Keras is what it measures
+
+import keras  # noqa: E402
+
+from bench.train_speed import subset  # noqa: E402
+from models.augmentation import build_augmentation, training_model  # noqa: E402
+from models.classifier import build_classifier, set_trainable_from  # noqa: E402
+from support.trashnet import TRASHNET  # noqa: E402
+from tools.distributed.devices import use_jit  # noqa: E402
+from tools.training.data import data_flow  # noqa: E402
+from tools.training.feed import EpochEnds, batches  # noqa: E402
+from tools.training.phases import compile_model  # noqa: E402
+
 VARIANTS = ("pydataset", "map+autotune", "map")
 
 
@@ -53,18 +68,6 @@ def get_args_parser():
 
 def child(args):
     """One fit of one variant in this process; prints its figures as one JSON line."""
-    from tools.quiet import import_keras_quietly
-
-    import_keras_quietly()
-    import keras
-
-    from models.augmentation import build_augmentation, training_model
-    from models.classifier import build_classifier, set_trainable_from
-    from tools.distributed.devices import use_jit
-    from tools.training.data import data_flow
-    from tools.training.feed import EpochEnds, batches
-    from tools.training.phases import compile_model
-
     flow = data_flow(args.data_dir, batch_size=args.batch_size, input_size=args.input_size, workers=args.workers,
                      print_fn=lambda line: None, cache="ram")
     num_classes = len(flow.dataset.class_names)
@@ -97,9 +100,6 @@ def child(args):
 
 
 def main(args):
-    from bench.train_speed import subset
-    from support.trashnet import TRASHNET
-
     source = args.data_dir or TRASHNET
     if not os.path.isdir(source):
         print(f"error: no photos at {source} (the shared TrashNet copy, or pass --data_dir)", file=sys.stderr)

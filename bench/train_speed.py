@@ -63,7 +63,7 @@ def get_args_parser():
     p.add_argument("--mixed_precision", default="off", help="train.py --mixed_precision (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=6, help="train.py epochs, >= 2 (default: %(default)s)")
     p.add_argument("--threads", default=None, help="loader thread counts, e.g. 1,2,16 (default: 1, 2, cores)")
-    p.add_argument("--steps", type=int, default=5, help="timed synthetic training steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20, help="timed synthetic training steps (default: %(default)s)")
     p.add_argument("--save_check_epochs", type=int, default=0,
                    help="also time the saves in two 224 px runs of this many epochs, 36 photos (0: skip)")
     p.add_argument("--host_path", action="store_true", help="also run bench/host_path.py (the null-model ceiling)")
@@ -124,7 +124,7 @@ def step_rate(num_classes, args):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.batch_size, args.input_size, args.input_size, 3), dtype=np.uint8)
     y = np.eye(num_classes, dtype=np.float32)[np.arange(args.batch_size) % num_classes]
-    for _ in range(3):  # compile + settle
+    for _ in range(5):  # compile + settle
         trainer.train_on_batch(x, y)
     start = time.perf_counter()
     for _ in range(args.steps):
