@@ -132,14 +132,16 @@ def test_interactive_prompt_until_eof_takes_quoted_paths(tiny_model, tmp_path):
     import subprocess
     import sys
 
-    from support.scripts import ROOT
+    from support.scripts import ROOT, user_env
 
     photo = _photos(str(tmp_path))[0]
-    # as typed, as Windows' "Copy as path" pastes it, and in single quotes; a Chinese locale
+    # as typed, as Windows' "Copy as path" pastes it, and in single quotes; a Chinese locale. The user's
+    # environment: with the tests' TF log level, TensorFlow's own start-up lines reach stderr (on CPUs where
+    # oneDNN is on, one of them says "round-off errors")
     typed = f"{photo}\n\n\"{photo}\"\n  '{photo}'  \n"
     r = subprocess.run([sys.executable, "predict.py", "--model", tiny_model], cwd=ROOT, input=typed,
                        capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, LANG="zh_CN.UTF-8", LC_ALL="", LANGUAGE=""))
+                       env=user_env(LANG="zh_CN.UTF-8", LC_ALL="", LANGUAGE=""))
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("请输入图片的绝对路径或 URL:") == 5 and r.stdout.count(f"{photo}: ") == 3, r.stdout
     assert "| 投放到 " in r.stdout and "error" not in r.stderr
