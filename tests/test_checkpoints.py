@@ -102,6 +102,33 @@ def test_best_h5_written_in_the_background_is_the_model_at_its_best_epoch(tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["best.h5"]
 
 
+def test_best_h5s_twin_is_made_in_the_background_as_training_begins(tmp_path):
+    """The model best.h5 is saved from is cloned while the first epoch compiles, in the writer thread, so the
+    first improved epoch's write does not clone it during the next epoch's steps; nothing is written yet."""
+    import threading
+
+    import keras
+
+    from tools.training.checkpoints import BackgroundWriter, BestModel
+    from tools.training.state import RunState
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", name="d")], name="m")
+    writer, threads = BackgroundWriter(), []
+    best = BestModel(str(tmp_path / "best.h5"), "val_loss", RunState(), "scratch", model, writer)
+    clone = keras.models.clone_model
+    try:
+        keras.models.clone_model = lambda m: threads.append(threading.current_thread().name) or clone(m)
+        best.set_model(model)
+        best.on_train_begin()
+        writer.wait()
+    finally:
+        keras.models.clone_model = clone
+    writer.close()
+    assert best._twin is not None and threads == ["checkpoint-writer"]
+    assert [what for what, _ in writer.written] == ["the model copy that saves the best weights"]
+    assert os.listdir(tmp_path) == []
+
+
 def test_the_clock_accounts_for_each_epoch_and_its_callbacks():
     import time
 

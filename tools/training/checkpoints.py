@@ -193,8 +193,9 @@ class BestModel(keras.callbacks.Callback):
     run has seen (kept in `state` across phases and restarts), the classifier's weights are copied in
     memory and best.h5 (no optimizer state, the HDF5 file predict.py and server.py load) is written by
     `writer` in the background, atomically (tools/models/saving.save_model_atomic), from a twin of the
-    classifier (`keras.models.clone_model`, made once a phase, in the writer thread) that holds the copied
-    weights. The phase's end waits for the writer: then best.h5 is exact. A write that fails (a full disk)
+    classifier (`keras.models.clone_model`, made once a phase in the writer thread as training begins)
+    that holds the copied weights. The phase's end waits for the writer: then best.h5 is exact. A write
+    that fails (a full disk)
     is warned about by the writer, and the next epoch is compared with no best value, so that best.h5 is
     written again and the best value the backups record is never one that best.h5 lacks."""
 
@@ -205,10 +206,21 @@ class BestModel(keras.callbacks.Callback):
         self._twin = None
         self.failed = False  # set by the writer thread, read by the training thread
 
+    def _make_twin(self):
+        if self._twin is None:
+            self._twin = keras.models.clone_model(self.classifier)
+
+    def on_train_begin(self, logs=None):
+        # the twin made while the first epoch compiles, not during the first steady one: for ResNet50 the clone
+        # is ~1-2 s of Python in the writer thread, which held the GIL against the steps of epoch 2 (3.7 s
+        # against 2.8 for the epochs after, 64 px). A best.h5 job submitted before it starts replaces it and
+        # makes the twin itself.
+        if self._twin is None:
+            self.writer.submit(BEST, self._make_twin, "the model copy that saves the best weights")
+
     def _write(self, values):
         try:
-            if self._twin is None:
-                self._twin = keras.models.clone_model(self.classifier)
+            self._make_twin()
             self._twin.set_weights([np.asarray(v) for v in values])
             save_model_atomic(self._twin, self.path)
         except Exception:
