@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from support.browser import ARTIFACTS, CHROMIUM, DESKTOP, box, watch_csp
+from support.browser import ARTIFACTS, CHROMIUM, DESKTOP, box, wait_true, watch_csp
 from support.datagen import make_image
 from support.scripts import ROOT, user_env
 from support.servers import free_port, start, stop
@@ -84,7 +84,7 @@ def test_camera_page_captures_and_shows_the_answer(server, browser, tiny_model):
     response = page.goto(server + "/")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]  # the strict policy is on
     page.wait_for_selector("#capture:enabled", timeout=30000)
-    page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
+    wait_true(page, "document.getElementById('preview').videoWidth > 0", timeout=30000)
     with page.expect_response("**/predict") as predicted:
         page.click("#capture")
     answer = predicted.value.json()
@@ -108,7 +108,7 @@ def test_camera_page_captures_and_shows_the_answer(server, browser, tiny_model):
     still = page.evaluate(frozen)
     assert page.evaluate("[document.getElementById('snapshot').width, document.getElementById('snapshot').height]") \
         == [640, 480]  # the camera's frame
-    page.wait_for_function("document.getElementById('preview').currentTime > 0.5")  # the preview moves on...
+    wait_true(page, "document.getElementById('preview').currentTime > 0.5")  # the preview moves on...
     assert page.evaluate(frozen) == still  # ...the judged frame does not
     assert int(page.get_attribute("#result .card", "data-label")) == 1  # the photo of class 1
     page.screenshot(path=os.path.join(ARTIFACTS, "camera_page.png"), full_page=True)
@@ -139,7 +139,7 @@ def test_upload_page_shows_the_answer(server, browser, tiny_model, tmp_path):
     names = page.eval_on_selector_all("#result .bar-name", "ns => ns.map((n) => n.firstChild.textContent)")
     assert names == [item_name(a["name"], "en") for a in expected["top_k"]]  # English names, not Chinese ones
     check_bars(page, expected, "en")
-    page.wait_for_function("document.getElementById('chosen').naturalWidth > 0")  # the blob: preview loaded
+    wait_true(page, "document.getElementById('chosen').naturalWidth > 0")  # the blob: preview loaded
     chosen, shown = box(page, "#chosen"), box(page, "#result .card")
     assert shown["x"] >= chosen["right"] and shown["y"] < chosen["bottom"], (chosen, shown)  # beside it
     page.screenshot(path=os.path.join(ARTIFACTS, "upload_page.png"), full_page=True)

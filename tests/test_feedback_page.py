@@ -15,7 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
-from support.browser import DESKTOP, LAYOUT_ITEMS, PHONE, box, on_screen, screenshots, watch_csp
+from support.browser import DESKTOP, LAYOUT_ITEMS, PHONE, box, on_screen, screenshots, wait_true, watch_csp
 from support.browser import check_layout as phone_check_layout
 from support.datagen import make_image
 from support.glass import GLASS, GLASS_CLASSES, make_glass_data
@@ -57,7 +57,7 @@ def test_wrong_then_glass_saves_the_pair_that_check_and_training_accept(server, 
     page.goto(server.url + "/")
     assert "保存在本服务器上" in page.inner_text("#privacy")  # said while collecting
     page.wait_for_selector("#capture:enabled", timeout=30000)
-    page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
+    wait_true(page, "document.getElementById('preview').videoWidth > 0", timeout=30000)
     page.click("#capture")
     page.wait_for_selector("#result .card", timeout=60000)
     assert page.inner_text(".fb-wrong") == "不对？选择正确的类别"

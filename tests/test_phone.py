@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
-from support.browser import LAN_HOST, PHONE, check_layout, on_screen, screenshots, watch_csp
+from support.browser import LAN_HOST, PHONE, check_layout, on_screen, screenshots, wait_true, watch_csp
 from support.datagen import make_image
 from support.servers import free_port, start, stop
 
@@ -212,7 +212,7 @@ def test_upload_page_fits_a_phone_before_and_after_a_photo(server, browser, tmp_
     screenshots(page, "phone_upload_before")
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#result .card", timeout=60000)
-    page.wait_for_function("document.getElementById('chosen').naturalWidth > 0")
+    wait_true(page, "document.getElementById('chosen').naturalWidth > 0")
     boxes = check_layout(page, "upload page, after")
     assert {"img#chosen", "div"} <= names(boxes)  # the preview and the answer's card
     screenshots(page, "phone_upload_after")
@@ -225,7 +225,7 @@ def test_camera_page_fits_a_phone_and_posts_a_small_snapshot(wire, browser):
     violations = watch_csp(page)
     page.goto(wire.url + "/")
     page.wait_for_selector("#capture:enabled", timeout=30000)
-    page.wait_for_function("document.getElementById('preview').videoWidth > 0", timeout=30000)
+    wait_true(page, "document.getElementById('preview').videoWidth > 0", timeout=30000)
     assert page.evaluate("[0, 0].map((_, i) => document.getElementById('preview')[i ? 'videoHeight' : 'videoWidth'])") == list(CAMERA_SIZE)
     boxes = check_layout(page, "camera page, before")
     assert {"video#preview", "button#capture", "p#camera-status"} <= names(boxes)

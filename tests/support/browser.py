@@ -2,6 +2,7 @@
 fake camera's video, the screen sizes, CSP violations, boxes on the screen, the overlap check, screenshots."""
 
 import os
+import time
 
 import numpy as np
 from PIL import Image
@@ -49,6 +50,17 @@ def watch_csp(page):
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.on("pageerror", lambda err: violations.append(str(err)))
     return violations
+
+
+def wait_true(page, expression, timeout=30000):
+    """Poll `expression` with page.evaluate until it is true (AssertionError after `timeout` ms). Not
+    page.wait_for_function: when its first check is false it polls by evaluating the string in the page,
+    which the served page's Content Security Policy (no 'unsafe-eval') refuses, so it failed by timing."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} ms: {expression}")
+        time.sleep(0.05)
 
 
 def box(page, selector):
