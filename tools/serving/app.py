@@ -54,10 +54,12 @@ def create_app(test_config=None):
         if collector is not None:
             collector.start(h.classifier.labels, h.sha256)
 
-    holder = ModelHolder(app.config, on_ready=on_ready)
     camera = None
     if app.config["SERVER_CAMERA"] not in (None, ""):
+        # before the model starts loading: an exit while a thread imports TensorFlow aborts the process
+        # ("terminate called without an active exception") instead of exiting 2
         camera = ServerCamera(app.config["SERVER_CAMERA"])  # raises CameraError if it cannot open
+    holder = ModelHolder(app.config, on_ready=on_ready)
     state.attach(app, holder, collector, camera)
     app.register_error_handler(HTTPException, http_error)
     app.after_request(add_security_headers)
