@@ -195,9 +195,9 @@ class BestModel(keras.callbacks.Callback):
     `writer` in the background, atomically (tools/models/saving.save_model_atomic), from a twin of the
     classifier (`keras.models.clone_model`, made once a phase in the writer thread as training begins)
     that holds the copied weights. The phase's end waits for the writer: then best.h5 is exact. A write
-    that fails (a full disk)
-    is warned about by the writer, and the next epoch is compared with no best value, so that best.h5 is
-    written again and the best value the backups record is never one that best.h5 lacks."""
+    that fails (a full disk) is warned about by the writer, and the next epoch is compared with no best
+    value, so that best.h5 is written again and the best value the backups record is never one that
+    best.h5 lacks."""
 
     def __init__(self, path, monitor, state, phase, classifier, writer):
         super().__init__()
@@ -212,7 +212,7 @@ class BestModel(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         # the twin made while the first epoch compiles, not during the first steady one: for ResNet50 the clone
-        # is ~1-2 s of Python in the writer thread, which held the GIL against the steps of epoch 2 (3.7 s
+        # is ~3 s of Python in the writer thread, which held the GIL against the steps of epoch 2 (3.7 s
         # against 2.8 for the epochs after, 64 px). A best.h5 job submitted before it starts replaces it and
         # makes the twin itself.
         if self._twin is None:

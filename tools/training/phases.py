@@ -175,7 +175,7 @@ def run_phase(t, spec, initial_epoch, then="the outputs"):
         train_input, val_input = t.feed(t.train_seq), t.feed(t.val_seq)
         # Keras ends the epoch of a loader it is given itself; of a pipeline made from one, EpochEnds does
         callbacks.append(EpochEnds([s for s, fed in ((t.train_seq, train_input), (t.val_seq, val_input))
-                                    if s is not None and fed is not s]))
+                                    if fed is not s]))
         try:
             with signals.catching():
                 # shuffle=False: the loader shuffles each epoch itself, seeded by the epoch; Keras' own shuffle
