@@ -18,7 +18,7 @@ PRESETS=${PRESETS:-"flip original"}; RECIPE_S=${RECIPE_S:-150}; RECIPE_EPOCHS=${
 PY=${PYTHON:-python3}
 echo "== speed"
 timeout 240 $PY bench/train_speed.py --data_dir "$DATA" --per_class "$PER_CLASS" --input_size "$SIZE" --batch_size 64 \
-  --mixed_precision "$PREC" --epochs "$EPOCHS" --threads 1,2,8,16 --host_path --json "$OUT/speed.json" 2>&1 \
+  --mixed_precision "$PREC" --epochs "$EPOCHS" --rounds 1 --threads 1,2,8,16 --host_path --json "$OUT/speed.json" 2>&1 \
   | tee "$OUT/speed.txt"
 for preset in $PRESETS; do
   echo "== recipe --augment $preset, $RECIPE_S s"

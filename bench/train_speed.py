@@ -5,17 +5,21 @@
     python bench/train_speed.py --host_path                      # + the null-model ceiling (bench/host_path.py)
     python bench/train_speed.py --baseline_root /tmp/old         # + the same train.py run of another checkout
     KERAS_BACKEND=jax python bench/train_speed.py --input_size 224 --per_class 0 --mixed_precision bfloat16 \\
-        --batch_size 64 --epochs 6 --threads 1,2,8,16 --host_path # a GPU machine (bench/gpu_check.sh)
+        --batch_size 64 --epochs 6 --rounds 1 --threads 1,2,8,16 --host_path  # a GPU (bench/gpu_check.sh)
 
 1. the loader (tools/training/loader.py) in training mode, images/s per thread count, with a cold
    decode cache (every photo decoded) and a warm one (none decoded);
-2. the model's training step alone (the classifier behind the --augment block, compiled as
-   train.py compiles it) on synthetic uint8 batches, after warm-up, measured BEFORE and AFTER the
-   train.py run: a busy machine shows as the spread of the two, not as a finding;
-3. train.py end to end on the photos, and where each steady epoch's wall time went (its epoch clock,
-   OUTPUT_DIR/run.json): waiting for data, steps, validation, best.h5, the backup, history, the rest.
-   The headline: training images / the whole wall time of the steady epochs (validation and saves
-   included: what a user waits for) divided by the synthetic step rate of the same run;
+2. --rounds R rounds, interleaved, each in a fresh process: the model's training step alone (the
+   classifier behind the --augment block, compiled as train.py compiles it) on synthetic uint8 batches
+   after warm-up, then train.py end to end on the photos; one more step measurement closes the last
+   round, so every train.py run has a bare step just BEFORE and just AFTER it. A busy machine (this
+   one is a VM: its speed drifts by tens of percent over minutes) shows as the spread of the two and
+   as the hypervisor's steal share of each window (/proc/stat), not as a finding;
+3. where each steady epoch's wall time went (train.py's epoch clock, OUTPUT_DIR/run.json): waiting for
+   data, steps, validation, best.h5, the backup, history, the rest. The headline, per round: training
+   images / the whole wall time of the steady epochs (validation and saves included: what a user
+   waits for) divided by the mean of that round's two bare-step rates; printed as the median of
+   the rounds and their range;
 4. --save_check_epochs N: a 224 px run of N epochs with --backup_every 0 (a backup after every epoch,
    the worst case) and one with the default: seconds per epoch the training thread spent saving;
 5. --host_path: bench/host_path.py, train.py's path with a model that costs nothing (its ceiling);
@@ -69,6 +73,12 @@ def get_args_parser():
     p.add_argument("--host_path", action="store_true", help="also run bench/host_path.py (the null-model ceiling)")
     p.add_argument("--baseline_root", default=None,
                    help="another checkout (e.g. git archive of an older commit) whose train.py runs alike")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds of (bare step, train.py), >= 1; the headline is their median "
+                        "(default: %(default)s)")
+    p.add_argument("--step_only", action="store_true",
+                   help="only time the bare step on synthetic batches and print its images/s as JSON "
+                        "(what each round runs in a fresh process)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p
 
@@ -134,6 +144,35 @@ def step_rate(num_classes, args):
     return args.batch_size * args.steps / (time.perf_counter() - start)
 
 
+def cpu_times():
+    """(steal, total) jiffies of all CPUs since boot from /proc/stat, or None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(before, after):
+    """The share of CPU time the hypervisor took from this machine between two cpu_times(), or None."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def step_process(data_dir, args):
+    """(images/s, steal share) of the bare step timed in a fresh process, as train.py runs in one."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--step_only", "--data_dir", data_dir, "--input_size",
+           str(args.input_size), "--batch_size", str(args.batch_size), "--augment", args.augment,
+           "--mixed_precision", args.mixed_precision, "--steps", str(args.steps)]
+    before = cpu_times()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"error: the bare step failed ({r.returncode}): {r.stderr.strip()[-800:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])["images_per_s"], steal_share(before, cpu_times())
+
+
 def run_train(root, data_dir, args, extra, input_size=None, epochs=None):
     """train.py of checkout `root` on `data_dir`: (wall s, its run.json or None, stdout)."""
     out = tempfile.mkdtemp(prefix="bench_train_speed_")
@@ -173,9 +212,30 @@ def saving_seconds(record):
     return sum(e["callbacks"].get("best.h5", 0.0) + e["callbacks"].get("backup", 0.0) for e in epochs) / len(epochs)
 
 
+def train_round(data_dir, args):
+    """One train.py run: its steady epochs' rates, clock, wall time and the steal share of its window."""
+    before = cpu_times()
+    wall, record, _ = run_train(ROOT, data_dir, args, ["--augment", args.augment, "--cache", "ram"])
+    steady = [e for e in record["state"]["epochs"] if not e["compiled"]]
+    images = sum(e["images"] for e in steady)
+    return {"whole": images / sum(e["wall"] for e in steady), "steps": images / sum(e["steps"] for e in steady),
+            "steady": steady, "wall_s": wall, "steal": steal_share(before, cpu_times())}
+
+
+def _pct(share):
+    return "  n/a" if share is None else f"{100 * share:4.1f}%"
+
+
 def main(args):
+    if args.step_only:
+        num_classes = len(load_dataset(args.data_dir).class_names)
+        print(json.dumps({"images_per_s": step_rate(num_classes, args)}))
+        return 0
     if args.epochs < 2:
         print("error: --epochs must be >= 2 (the first epoch compiles; the steady rate needs another)", file=sys.stderr)
+        return 2
+    if args.rounds < 1:
+        print(f"error: --rounds must be >= 1. Received: --rounds {args.rounds}", file=sys.stderr)
         return 2
     if not os.path.isdir(args.data_dir):
         print(f"error: no photos at {args.data_dir} (the shared TrashNet copy, or pass --data_dir)", file=sys.stderr)
@@ -187,16 +247,18 @@ def main(args):
         data_dir, paths, labels, num_classes = subset(args.data_dir, args.per_class, tmp)
         print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, backend "
               f"{keras.backend.backend()}; {len(paths)} photos ({num_classes} classes), {args.input_size} px, "
-              f"batch {args.batch_size}, --augment {args.augment}, --mixed_precision {args.mixed_precision}",
-              flush=True)
+              f"batch {args.batch_size}, --augment {args.augment}, --mixed_precision {args.mixed_precision}, "
+              f"{args.rounds} round(s)", flush=True)
         loader = loader_rates(paths, labels, num_classes, args, threads)
-        step_before = step_rate(num_classes, args)
-        wall, record, _ = run_train(ROOT, data_dir, args, ["--augment", args.augment, "--cache", "ram"])
-        step_after = step_rate(num_classes, args)
-        steady = [e for e in record["state"]["epochs"] if not e["compiled"]]
-        images = sum(e["images"] for e in steady)
-        whole = images / sum(e["wall"] for e in steady)
-        in_steps = images / sum(e["steps"] for e in steady)
+        bare = [step_process(data_dir, args)]
+        rounds = []
+        for r in range(args.rounds):
+            rounds.append(train_round(data_dir, args))
+            bare.append(step_process(data_dir, args))
+            b = (bare[r][0] + bare[r + 1][0]) / 2
+            print(f"round {r + 1}: bare step {bare[r][0]:.1f} -> {bare[r + 1][0]:.1f} images/s, train.py steps "
+                  f"{rounds[r]['steps']:.1f}, whole epochs {rounds[r]['whole']:.1f}: whole / bare {rounds[r]['whole'] / b:.2f}, "
+                  f"steps / bare {rounds[r]['steps'] / b:.2f}; steal {_pct(rounds[r]['steal'])}", flush=True)
         if args.save_check_epochs:
             small = subset(args.data_dir, 6, os.path.join(tmp, "small"))[0]
             for name, extra in (("every epoch", ["--backup_every", "0"]), ("default", [])):
@@ -214,28 +276,39 @@ def main(args):
                             "--json", host_json], check=True)
             figures["host_path"] = json.load(open(host_json))
         base = run_train(args.baseline_root, data_dir, args, []) if args.baseline_root else None
-    low, high = sorted((step_before, step_after))
+    mean_bare = [(bare[r][0] + bare[r + 1][0]) / 2 for r in range(len(rounds))]
+    whole_ratio = [x["whole"] / b for x, b in zip(rounds, mean_bare)]
+    steps_ratio = [x["steps"] / b for x, b in zip(rounds, mean_bare)]
+    steady = [e for x in rounds for e in x["steady"]]
     rows = [(f"loader, {w} thread(s), cold cache", cold) for w, (cold, _) in loader.items()]
     rows += [(f"loader, {w} thread(s), warm cache", warm) for w, (_, warm) in loader.items()]
-    rows += [("training step, synthetic uint8 batches, compiled: before train.py", step_before),
-             ("training step, synthetic uint8 batches, compiled: after train.py", step_after),
-             (f"train.py, steady epochs ({len(steady)}): training steps alone", in_steps),
-             (f"train.py, steady epochs ({len(steady)}): whole epochs (validation, saves)", whole)]
     print(f"\n{'what':<72} {'images/s':>9}")
     for name, rate in rows:
         print(f"{name:<72} {rate:>9.1f}")
-    print(f"\nwhere a steady epoch's wall time goes (train.py's epoch clock, mean of {len(steady)} epochs):")
+    print(f"\n{'round':<6} {'bare before':>11} {'train.py steps':>14} {'whole epochs':>12} {'bare after':>10} "
+          f"{'whole/bare':>10} {'steps/bare':>10} {'steal: bare, train.py, bare':>28}")
+    for r, x in enumerate(rounds):
+        print(f"{r + 1:<6} {bare[r][0]:>11.1f} {x['steps']:>14.1f} {x['whole']:>12.1f} {bare[r + 1][0]:>10.1f} "
+              f"{whole_ratio[r]:>10.2f} {steps_ratio[r]:>10.2f} "
+              f"{_pct(bare[r][1]):>10} {_pct(x['steal']):>8} {_pct(bare[r + 1][1]):>8}")
+    print(f"\nwhere a steady epoch's wall time goes (train.py's epoch clock, mean of {len(steady)} epochs "
+          f"over {len(rounds)} round(s)):")
     table = epoch_table(steady)
     for name, seconds in table:
         print(f"  {name:<40} {seconds:>7.3f} s  {100 * seconds / table[0][1]:>5.1f} %")
-    figures.update({"rows": rows, "epoch_table": table, "whole_over_step": [whole / high, whole / low],
-                    "steps_over_step": [in_steps / high, in_steps / low],
-                    "warm_loader_over_step": max(warm for _, warm in loader.values()) / high,
-                    "train_wall_s": wall})
-    print(f"\nheadline: train.py whole steady epochs / synthetic step = {whole / high:.2f} .. {whole / low:.2f} "
-          f"(step before {step_before:.1f}, after {step_after:.1f} images/s); its steps alone / synthetic step = "
-          f"{in_steps / high:.2f} .. {in_steps / low:.2f}")
-    print(f"warm loader ({max(loader)} threads) / synthetic step: {figures['warm_loader_over_step']:.0f}x")
+    figures.update({"rows": rows, "epoch_table": table, "rounds": [
+        {"bare_before": bare[r][0], "bare_after": bare[r + 1][0], "steps": x["steps"], "whole": x["whole"],
+         "whole_over_step": whole_ratio[r], "steps_over_step": steps_ratio[r], "train_wall_s": x["wall_s"],
+         "steal": {"bare_before": bare[r][1], "train": x["steal"], "bare_after": bare[r + 1][1]}}
+        for r, x in enumerate(rounds)],
+        "whole_over_step_median": float(np.median(whole_ratio)), "whole_over_step_range": [min(whole_ratio), max(whole_ratio)],
+        "steps_over_step_median": float(np.median(steps_ratio)), "steps_over_step_range": [min(steps_ratio), max(steps_ratio)],
+        "warm_loader_over_step": max(warm for _, warm in loader.values()) / max(b for b, _ in bare),
+        "train_wall_s": rounds[0]["wall_s"]})
+    print(f"\nheadline: train.py whole steady epochs / bare step = {figures['whole_over_step_median']:.2f} "
+          f"(median of {len(rounds)} round(s), range {min(whole_ratio):.2f} .. {max(whole_ratio):.2f}); its steps "
+          f"alone / bare step = {figures['steps_over_step_median']:.2f} ({min(steps_ratio):.2f} .. {max(steps_ratio):.2f})")
+    print(f"warm loader ({max(loader)} threads) / bare step: {figures['warm_loader_over_step']:.0f}x")
     for key in [k for k in figures if k.startswith(("saving_s_per_epoch", "background_write_s"))]:
         print(f"{key.replace('_', ' ')}: {figures[key]:.3f} s")
     if "host_path" in figures:
@@ -244,8 +317,8 @@ def main(args):
               f"{h['images_per_s_whole_epochs']:.0f} images/s over whole steady epochs")
     if base:
         figures["baseline_wall_s"] = base[0]
-        print(f"whole train.py run, wall: this checkout {wall:.0f} s, {args.baseline_root} {base[0]:.0f} s "
-              f"({base[0] / wall:.2f}x)")
+        print(f"whole train.py run, wall: this checkout {rounds[0]['wall_s']:.0f} s (round 1), {args.baseline_root} "
+              f"{base[0]:.0f} s ({base[0] / rounds[0]['wall_s']:.2f}x)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=1)

@@ -440,6 +440,20 @@ def slow_server(request, app):
     assert not thread.is_alive()
 
 
+def test_stopping_a_waitress_server_whose_loop_has_closed_it_is_harmless(app):
+    """The loop can see stop()'s flag on its own poll timeout and close everything before stop() pulls the
+    trigger that wakes it: a pull then wrote to a closed descriptor (OSError EBADF at a test's teardown)."""
+    from tools.serving.http import make_server_for, serve_until_interrupted, stop
+
+    server = make_server_for(app, listen("127.0.0.1", 0), True, SLOW, threads=1)
+    thread = threading.Thread(target=serve_until_interrupted, args=(server, True), daemon=True)
+    thread.start()
+    stop(server, True)
+    thread.join(10)
+    assert not thread.is_alive()
+    stop(server, True)  # after close_all(): what the race does
+
+
 def _answer(raw):
     head, _, body = raw.partition(b"\r\n\r\n")
     return head.decode("latin-1"), body

@@ -13,6 +13,7 @@ Imported only with --production.
 """
 
 import select
+import threading
 import time
 
 from waitress import wasyncore
@@ -96,14 +97,19 @@ class GuardedServer(TcpWSGIServer):
 
     def __init__(self, app, sock, adj, limits):
         self.limits = limits
-        self._stopping = False
+        self._stopping = self._closed = False
+        self._close_lock = threading.Lock()
         super().__init__(app, _sock=sock, adj=adj, bind_socket=False,
                          sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
 
     def stop(self):
-        """End run() from another thread: the loop's next readable() ends it as Ctrl-C would."""
-        self._stopping = True
-        self.pull_trigger()
+        """End run() from another thread: the loop's next readable() ends it as Ctrl-C would. The trigger
+        that wakes it is pulled only while open: the loop may see the flag on its own poll timeout and
+        close_all() first, and a pull then wrote to a closed (or reused) descriptor: EBADF."""
+        with self._close_lock:
+            self._stopping = True
+            if not self._closed:
+                self.pull_trigger()
 
     def readable(self):
         if self._stopping:
@@ -112,7 +118,9 @@ class GuardedServer(TcpWSGIServer):
 
     def close_all(self):
         """Close the listening socket and every connection left (once run() has returned)."""
-        wasyncore.close_all(self._map)
+        with self._close_lock:
+            self._closed = True
+            wasyncore.close_all(self._map)
 
     def maintenance(self, now):
         super().maintenance(now)  # silence: channel_timeout
