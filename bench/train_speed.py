@@ -253,12 +253,14 @@ def main(args):
         bare = [step_process(data_dir, args)]
         rounds = []
         for r in range(args.rounds):
-            rounds.append(train_round(data_dir, args))
+            x = train_round(data_dir, args)
             bare.append(step_process(data_dir, args))
             b = (bare[r][0] + bare[r + 1][0]) / 2
+            x.update(whole_over_step=x["whole"] / b, steps_over_step=x["steps"] / b)
+            rounds.append(x)
             print(f"round {r + 1}: bare step {bare[r][0]:.1f} -> {bare[r + 1][0]:.1f} images/s, train.py steps "
-                  f"{rounds[r]['steps']:.1f}, whole epochs {rounds[r]['whole']:.1f}: whole / bare {rounds[r]['whole'] / b:.2f}, "
-                  f"steps / bare {rounds[r]['steps'] / b:.2f}; steal {_pct(rounds[r]['steal'])}", flush=True)
+                  f"{x['steps']:.1f}, whole epochs {x['whole']:.1f}: whole / bare {x['whole_over_step']:.2f}, "
+                  f"steps / bare {x['steps_over_step']:.2f}; steal {_pct(x['steal'])}", flush=True)
         if args.save_check_epochs:
             small = subset(args.data_dir, 6, os.path.join(tmp, "small"))[0]
             for name, extra in (("every epoch", ["--backup_every", "0"]), ("default", [])):
@@ -276,9 +278,8 @@ def main(args):
                             "--json", host_json], check=True)
             figures["host_path"] = json.load(open(host_json))
         base = run_train(args.baseline_root, data_dir, args, []) if args.baseline_root else None
-    mean_bare = [(bare[r][0] + bare[r + 1][0]) / 2 for r in range(len(rounds))]
-    whole_ratio = [x["whole"] / b for x, b in zip(rounds, mean_bare)]
-    steps_ratio = [x["steps"] / b for x, b in zip(rounds, mean_bare)]
+    whole_ratio = [x["whole_over_step"] for x in rounds]
+    steps_ratio = [x["steps_over_step"] for x in rounds]
     steady = [e for x in rounds for e in x["steady"]]
     rows = [(f"loader, {w} thread(s), cold cache", cold) for w, (cold, _) in loader.items()]
     rows += [(f"loader, {w} thread(s), warm cache", warm) for w, (_, warm) in loader.items()]
